@@ -1,0 +1,36 @@
+"""Every lesson notebook runs top to bottom, one test per notebook.
+
+Cells flagged `cuda`, `hub` or `slow` are skipped unless named in `SDFOUND_NB_FLAGS` (e.g. `SDFOUND_NB_FLAGS=cuda`)."""
+import os
+from pathlib import Path
+import pytest
+import nbdev.test as nbdev_test
+
+NBS = Path(__file__).parents[1] / 'nbs'
+ALL_FLAGS = ['cuda', 'hub', 'slow']
+
+@pytest.mark.parametrize('nb', sorted(p.name for p in NBS.glob('[0-9]*.ipynb')))
+def test_notebook_runs(nb):
+    force = os.environ.get('SDFOUND_NB_FLAGS', '').split()
+    ok, secs = nbdev_test.test_nb(NBS / nb, skip_flags=ALL_FLAGS, force_flags=force, basepath=NBS.parent)
+    assert ok, f"{nb} failed (traceback above)"
+
+def test_there_are_notebooks():
+    assert len(list(NBS.glob('[0-9]*.ipynb'))) >= 2
+
+def _notebook(path, flag):
+    import nbformat
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell('x = 1'), nbformat.v4.new_code_cell(f'#| {flag}\nraise RuntimeError("flagged cell ran")')]
+    nbformat.write(nb, path)
+    return path
+
+@pytest.mark.parametrize('flag', ALL_FLAGS)
+def test_flagged_cells_are_skipped_by_default_and_run_when_forced(tmp_path, flag):
+    nb = _notebook(tmp_path / f'{flag}.ipynb', flag)
+    assert nbdev_test.test_nb(nb, skip_flags=ALL_FLAGS, profile=False)[0]
+    assert not nbdev_test.test_nb(nb, skip_flags=ALL_FLAGS, force_flags=[flag], profile=False, showerr=False)[0]
+
+def test_project_declares_the_three_flags():
+    from nbdev.config import get_config
+    assert sorted(get_config(NBS.parent).tst_flags.split()) == sorted(ALL_FLAGS)
