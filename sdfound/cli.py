@@ -11,7 +11,7 @@ from pathlib import Path
 from PIL import Image
 
 # %% auto #0
-__all__ = ['UsageError', 'check_output_path', 'save_png', 'scenes_grid', 'build_parser', 'main']
+__all__ = ['UsageError', 'check_output_path', 'save_png', 'scenes_grid', 'generate', 'build_parser', 'main']
 
 # %% ../nbs/90_cli.ipynb #b0f8c4d4
 class UsageError(Exception):
@@ -51,6 +51,73 @@ def _scenes(args) -> None:
     print(f"wrote {out} ({args.n} DigitScenes pictures, seed {args.seed})")
 
 # %% ../nbs/90_cli.ipynb #51af5fdb
+def _check_generate(args) -> None:
+    from sdfound.pipelines import scheduler_classes
+    if not args.prompt.strip(): raise UsageError("the prompt is empty")
+    if args.steps <= 0: raise UsageError(f"--steps must be ≥ 1, got {args.steps}")
+    if args.guidance < 0: raise UsageError(f"--guidance must be ≥ 0, got {args.guidance}")
+    if not 1 <= args.n <= 64: raise UsageError(f"-n must be between 1 and 64, got {args.n}")
+    if args.seed < 0: raise UsageError(f"--seed must be ≥ 0, got {args.seed}")
+    if args.strength is not None and args.init_image is None: raise UsageError("--strength needs --init-image")
+    if args.strength is not None and not 0 <= args.strength <= 1: raise UsageError(f"--strength must be in [0, 1], got {args.strength}")
+    if args.scheduler is not None and args.scheduler not in scheduler_classes():
+        raise UsageError(f"unknown scheduler {args.scheduler!r}; choose one of: {', '.join(scheduler_classes())}")
+    check_output_path(args.output)
+
+def _read_init_image(path: str) -> Image.Image:
+    if not Path(path).is_file(): raise UsageError(f"init image {path!r} does not exist")
+    try:
+        with Image.open(path) as im: return im.convert('RGB')
+    except Exception as e: raise UsageError(f"cannot read init image {path!r}: {type(e).__name__}") from None
+
+def _warn_if_truncated(tokenizer, prompts) -> None:
+    for p in prompts:
+        if p is None: continue
+        n = len(tokenizer(p, verbose=False).input_ids)
+        if n > tokenizer.model_max_length:
+            print(f"warning: the prompt is {n} tokens; the model reads only the first {tokenizer.model_max_length} (with start and end), the rest is ignored", file=sys.stderr)
+
+def generate(prompt: str, negative: str | None = None, guidance: float = 7.5, steps: int = 30, seed: int = 0, n: int = 1,
+             init_image: Image.Image | None = None, strength: float = 0.8, scheduler: str | None = None, model: str | None = None) -> Image.Image:
+    "Generate `n` pictures for `prompt` (from `init_image` if given) and return them as one picture (a grid when `n` > 1)."
+    import torch
+    from sdfound.core import image_grid, default_model
+    from sdfound.pipelines import load_pipeline, img2img_from
+    pipe = load_pipeline(model or default_model(for_cli=True), scheduler=scheduler)
+    _warn_if_truncated(pipe.tokenizer, [prompt, negative])
+    kw = dict(prompt=prompt, negative_prompt=negative, guidance_scale=guidance, num_inference_steps=steps,
+              num_images_per_prompt=n, generator=torch.Generator('cpu').manual_seed(seed))
+    if init_image is not None:
+        size = pipe.unet.config.sample_size * pipe.vae_scale_factor
+        images = img2img_from(pipe)(image=init_image.resize((size, size)), strength=strength, **kw).images
+    else: images = pipe(**kw).images
+    return images[0] if n == 1 else image_grid(images)
+
+def _generate(args) -> None:
+    from sdfound.pipelines import ModelNotFound
+    _check_generate(args)
+    init = _read_init_image(args.init_image) if args.init_image else None
+    out = check_output_path(args.output)
+    try:
+        img = generate(args.prompt, args.negative, args.guidance, args.steps, args.seed, args.n, init,
+                       0.8 if args.strength is None else args.strength, args.scheduler, args.model)
+    except ModelNotFound as e: raise UsageError(str(e)) from None
+    save_png(img, out)
+    print(f"wrote {out}")
+
+# %% ../nbs/90_cli.ipynb #555c8828
+def _train(args) -> None:
+    from sdfound.tiny import TinyRecipe, train_tiny
+    out = Path(args.out)
+    if not out.parent.is_dir(): raise UsageError(f"folder {str(out.parent)!r} does not exist")
+    r = TinyRecipe(seed=args.seed)
+    if args.quick:  # a few steps of every stage: checks the recipe end to end in seconds
+        r = TinyRecipe(seed=args.seed, n_images=512, clip_steps=3, clip_batch=32, eval_steps=3, eval_batch=32, vae_steps=3,
+                       vae_batch=16, unet_steps=3, unet_batch=16)
+    report = train_tiny(out, r)
+    print(f"trained in {report['seconds_total']:.0f} s; pipeline in {out / 'tiny'}")
+
+# %% ../nbs/90_cli.ipynb #46d23fb6
 def build_parser() -> argparse.ArgumentParser:
     "The `sdfound` argument parser, one subparser per job."
     p = argparse.ArgumentParser(prog='sdfound', description='Stable Diffusion from the foundations.')
@@ -60,6 +127,25 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument('--seed', type=int, default=0, help='dataset seed (default 0)')
     s.add_argument('-o', '--output', required=True, help='PNG file to write')
     s.set_defaults(func=_scenes)
+    g = sub.add_parser('generate', help='generate a picture from a prompt (the main job)')
+    g.add_argument('prompt', help='what to draw, e.g. "a red 7 on a blue background"')
+    g.add_argument('--negative', default=None, help='negative prompt: what to steer away from')
+    g.add_argument('--guidance', type=float, default=7.5, help='classifier-free guidance scale (default 7.5)')
+    g.add_argument('--steps', type=int, default=30, help='denoising steps (default 30)')
+    g.add_argument('--seed', type=int, default=0, help='random seed (default 0): same seed, same picture')
+    g.add_argument('-n', type=int, default=1, help='number of pictures; more than 1 writes a grid')
+    g.add_argument('--init-image', default=None, help='PNG to start from (img2img)')
+    g.add_argument('--strength', type=float, default=None, help='img2img: how much to change the init image, 0–1 (default 0.8)')
+    g.add_argument('--scheduler', default=None, help='pndm, ddim, ddpm, euler, euler_a, lms or dpm++ (default: the model\'s own)')
+    g.add_argument('--model', default=None, help='tiny, sd15, sd14, a local folder or a hub id (default: $SDFOUND_MODEL or tiny)')
+    g.add_argument('-o', '--output', required=True, help='PNG file to write')
+    g.set_defaults(func=_generate)
+    t = sub.add_parser('train', help='train a model from scratch')
+    t.add_argument('what', choices=['tiny'], help='which model')
+    t.add_argument('--out', required=True, help='folder for the trained parts and checkpoints (resumes if present)')
+    t.add_argument('--seed', type=int, default=0)
+    t.add_argument('--quick', action='store_true', help='a few steps of every stage, to check the recipe runs')
+    t.set_defaults(func=_train)
     return p
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 
 # %% auto #0
-__all__ = ['get_device', 'default_model', 'seed_everything', 'pil_to_tensor', 'tensor_to_pil', 'image_grid', 'show_images']
+__all__ = ['get_device', 'default_model', 'seed_everything', 'pil_to_tensor', 'tensor_to_pil', 'image_grid', 'show_images', 'fit']
 
 # %% ../nbs/00_core.ipynb #aa46031f
 def get_device(device: str | torch.device | None = None, dtype: torch.dtype | None = None) -> tuple[torch.device, torch.dtype]:
@@ -94,3 +94,41 @@ def show_images(images, titles: list[str] | None = None, ncols: int | None = Non
     if suptitle: fig.suptitle(suptitle)
     fig.tight_layout()
     plt.show()
+
+# %% ../nbs/00_core.ipynb #82f49233
+def fit(model: torch.nn.Module, loss_fn, get_batch, steps: int, lr: float = 1e-3, weight_decay: float = 0.01,
+        warmup: int = 100, ckpt_dir: str | os.PathLike | None = None, ckpt_every: int = 500, desc: str = 'train',
+        accelerator=None, progress: bool = True) -> list[float]:
+    "Train `model` for `steps` AdamW steps on `loss_fn(model, get_batch(step))`; checkpoint to/resume from `ckpt_dir`. Returns the losses."
+    import json, math
+    from pathlib import Path
+    from accelerate import Accelerator
+    from tqdm.auto import tqdm
+    if steps < 1: raise ValueError(f"steps must be ≥ 1, got {steps}")
+    acc = accelerator or Accelerator()
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    # linear warm-up, then cosine decay to 10% of `lr`
+    shape = lambda s: min(1, (s + 1) / warmup) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps)))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, shape)
+    model, opt, sched = acc.prepare(model, opt, sched)
+    start, losses = 0, []
+    ckpt = Path(ckpt_dir) if ckpt_dir else None
+    if ckpt and (ckpt / 'progress.json').exists():
+        acc.load_state(str(ckpt / 'state'))
+        start, losses = (lambda d: (d['step'], d['losses']))(json.loads((ckpt / 'progress.json').read_text()))
+    model.train()
+    bar = tqdm(range(start, steps), desc=desc, initial=start, total=steps, disable=not (progress and acc.is_main_process))
+    for step in bar:
+        batch = {k: v.to(acc.device) if torch.is_tensor(v) else v for k, v in get_batch(step).items()}
+        with acc.autocast():
+            loss = loss_fn(model, batch)
+        acc.backward(loss)
+        acc.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step(); sched.step(); opt.zero_grad()
+        losses.append(loss.item())
+        if step % 20 == 0: bar.set_postfix(loss=f'{np.mean(losses[-20:]):.4f}')
+        if ckpt and ((step + 1) % ckpt_every == 0 or step + 1 == steps):
+            acc.save_state(str(ckpt / 'state'))
+            if acc.is_main_process: (ckpt / 'progress.json').write_text(json.dumps(dict(step=step + 1, losses=losses)))
+    model.eval()
+    return losses

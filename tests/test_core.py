@@ -56,3 +56,26 @@ def test_image_grid_places_images_row_major():
 def test_image_grid_errors():
     with pytest.raises(ValueError, match='at least one'): image_grid([])
     with pytest.raises(ValueError, match='cannot hold'): image_grid([Image.new('RGB', (2, 2))] * 5, rows=2, cols=2)
+
+def test_fit_loss_falls_and_resume_matches_an_uninterrupted_run(tmp_path):
+    from sdfound.core import fit
+    xs = torch.linspace(-1, 1, 32)[:, None]
+    loss_fn = lambda m, b: ((m(b['x']) - torch.sin(3 * b['x'])) ** 2).mean()
+    batches = lambda step: dict(x=xs + 0.01 * torch.randn(xs.shape, generator=torch.Generator().manual_seed(step)))
+    def net():
+        torch.manual_seed(0)
+        return torch.nn.Sequential(torch.nn.Linear(1, 16), torch.nn.Tanh(), torch.nn.Linear(16, 1))
+    a = net(); losses = fit(a, loss_fn, batches, steps=40, lr=0.02, warmup=5, ckpt_dir=tmp_path / 'a', ckpt_every=10, progress=False)
+    assert losses[-1] < losses[0] / 2
+    b = net()
+    def failing(step):
+        if step == 25: raise KeyboardInterrupt  # cut the run after the step-20 checkpoint
+        return batches(step)
+    with pytest.raises(KeyboardInterrupt): fit(b, loss_fn, failing, steps=40, lr=0.02, warmup=5, ckpt_dir=tmp_path / 'b', ckpt_every=10, progress=False)
+    b = net(); resumed = fit(b, loss_fn, batches, steps=40, lr=0.02, warmup=5, ckpt_dir=tmp_path / 'b', ckpt_every=10, progress=False)
+    assert len(resumed) == 40
+    for pa, pb in zip(a.parameters(), b.parameters()): torch.testing.assert_close(pa, pb)
+
+def test_fit_rejects_zero_steps():
+    from sdfound.core import fit
+    with pytest.raises(ValueError, match='steps must be'): fit(torch.nn.Linear(1, 1), None, None, steps=0)

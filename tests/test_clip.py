@@ -1,0 +1,32 @@
+import torch, pytest
+from transformers import CLIPModel, CLIPTokenizer
+from sdfound.clip import train_tokenizer, tokenize, tiny_clip_config, contrastive_loss, clip_loss
+from sdfound.data import DigitScenes
+
+@pytest.fixture(scope='module')
+def tok():
+    ds = DigitScenes(2000, seed=0)
+    return train_tokenizer([ds[i]['caption'] for i in range(2000)])
+
+def test_tokenizer_is_clip_format_and_round_trips(tok, tmp_path):
+    tok.save_pretrained(tmp_path)
+    loaded = CLIPTokenizer.from_pretrained(tmp_path)
+    ids = tokenize(loaded, ['a red 7 on a blue background', 'the digit seven in red'])
+    assert ids.shape == (2, loaded.model_max_length)
+    assert ids[0, 0] == loaded.bos_token_id and loaded.pad_token_id == loaded.eos_token_id
+    assert loaded.decode(ids[0], skip_special_tokens=True).strip() == 'a red 7 on a blue background'
+    assert tokenize(loaded, ['a red 7'])[0].tolist() == tokenize(tok, ['a red 7'])[0].tolist()
+    # whole caption words are single tokens; an unseen word still tokenizes into pieces
+    assert len(loaded('red').input_ids) == 3 and len(loaded('zebra').input_ids) > 3
+
+def test_contrastive_loss_matches_clipmodel(tok):
+    torch.manual_seed(0)
+    model = CLIPModel(tiny_clip_config(tok)).eval()
+    batch = dict(input_ids=tokenize(tok, [f'a red {d} on a blue background' for d in range(6)]), pixel_values=torch.randn(6, 3, 64, 64))
+    ref = model(**batch, return_loss=True).loss
+    torch.testing.assert_close(clip_loss(model, batch), ref, rtol=1e-5, atol=1e-5)
+
+def test_contrastive_loss_is_small_when_pairs_match():
+    e = torch.nn.functional.one_hot(torch.arange(8), 8).float()
+    scale = torch.tensor(100.0).log()
+    assert contrastive_loss(e, e, scale) < 1e-3 < contrastive_loss(e, e.roll(1, 0), scale)

@@ -1,0 +1,100 @@
+"""The shipped tiny model and `sdfound generate`: loads offline, every option works, bad input is one clear error."""
+import os, subprocess
+from pathlib import Path
+import numpy as np, pytest, torch
+from PIL import Image
+from sdfound.tiny import models_dir
+
+TINY = models_dir() / 'tiny'
+OFFLINE = dict(os.environ, HF_HUB_OFFLINE='1', HF_DATASETS_OFFLINE='1', TRANSFORMERS_OFFLINE='1')
+
+def cli(*args, env=OFFLINE):
+    return subprocess.run(['sdfound', *map(str, args)], capture_output=True, text=True, env=env)
+
+def test_shipped_folder_loads_offline_with_from_pretrained(monkeypatch):
+    from diffusers import StableDiffusionPipeline
+    monkeypatch.setenv('HF_HUB_OFFLINE', '1')
+    pipe = StableDiffusionPipeline.from_pretrained(TINY, safety_checker=None, requires_safety_checker=False)
+    assert pipe.unet.config.cross_attention_dim == pipe.text_encoder.config.hidden_size
+    assert pipe.unet.config.sample_size * pipe.vae_scale_factor == 64
+    s = pipe.scheduler.config
+    assert (s.beta_schedule, s.beta_start, s.beta_end, s.num_train_timesteps) == ('scaled_linear', 0.00085, 0.012, 1000)
+    assert all(p.dtype == torch.float16 for p in pipe.unet.parameters())  # shipped in fp16
+
+def test_shipped_sizes():
+    mb = lambda p: sum(f.stat().st_size for f in p.rglob('*') if f.is_file()) / 2**20
+    assert mb(TINY) <= 20 and mb(models_dir()) <= 40
+
+def test_load_pipeline_tiny_runs_in_fp32_on_cpu():
+    from sdfound.pipelines import load_pipeline
+    pipe = load_pipeline('tiny', device='cpu')
+    assert pipe.unet.dtype == torch.float32 and pipe.safety_checker is None
+
+def test_generate_writes_png_and_same_seed_same_bytes(tmp_path):
+    a, b, c = tmp_path / 'a.png', tmp_path / 'b.png', tmp_path / 'c.png'
+    for out, seed in ((a, 1), (b, 1), (c, 2)):
+        r = cli('generate', 'a red 7 on a blue background', '--steps', 5, '--seed', seed, '-o', out)
+        assert r.returncode == 0, r.stderr
+    assert Image.open(a).size == (64, 64)
+    assert a.read_bytes() == b.read_bytes() and a.read_bytes() != c.read_bytes()
+
+@pytest.mark.parametrize('extra', [
+    ['--negative', 'red', '--guidance', '3'], ['--scheduler', 'euler'], ['--scheduler', 'dpm++'], ['--scheduler', 'lms'],
+    ['--model', str(TINY)], ['--model', 'tiny', '--guidance', '0'],
+])
+def test_generate_options(tmp_path, extra):
+    r = cli('generate', 'the digit three in green', '--steps', 4, *extra, '-o', tmp_path / 'x.png')
+    assert r.returncode == 0, r.stderr
+    assert Image.open(tmp_path / 'x.png').size == (64, 64)
+
+def test_generate_grid(tmp_path):
+    r = cli('generate', 'a yellow 2 on a purple background', '--steps', 3, '-n', 4, '-o', tmp_path / 'g.png')
+    assert r.returncode == 0, r.stderr
+    assert Image.open(tmp_path / 'g.png').size == (128, 128)
+
+def test_generate_img2img_keeps_more_of_the_init_image_at_low_strength(tmp_path):
+    from sdfound.data import DigitScenes
+    init = tmp_path / 'init.png'; DigitScenes(1, seed=5).pil(0).save(init)
+    diffs = []
+    for strength in (0.2, 0.9):
+        out = tmp_path / f's{strength}.png'
+        r = cli('generate', 'a red 7 on a blue background', '--steps', 10, '--init-image', init, '--strength', strength, '-o', out)
+        assert r.returncode == 0, r.stderr
+        diffs.append(np.abs(np.asarray(Image.open(out), float) - np.asarray(Image.open(init), float)).mean())
+    assert diffs[0] < diffs[1]
+
+def test_long_prompt_is_truncated_with_a_warning(tmp_path):
+    r = cli('generate', 'a red 7 on a blue background ' * 6, '--steps', 2, '-o', tmp_path / 'x.png')
+    assert r.returncode == 0 and 'warning' in r.stderr and 'ignored' in r.stderr
+    assert (tmp_path / 'x.png').exists()
+
+@pytest.mark.parametrize('args,msg', [
+    (['', '-o', '{t}/x.png'], 'prompt is empty'),
+    (['a 7', '--steps', '0', '-o', '{t}/x.png'], '--steps must be'),
+    (['a 7', '--guidance', '-1', '-o', '{t}/x.png'], '--guidance must be'),
+    (['a 7', '--init-image', '{t}/init.png', '--strength', '1.5', '-o', '{t}/x.png'], '--strength must be in [0, 1]'),
+    (['a 7', '--init-image', '{t}/missing.png', '-o', '{t}/x.png'], 'does not exist'),
+    (['a 7', '--init-image', '{t}/bad.png', '-o', '{t}/x.png'], 'cannot read init image'),
+    (['a 7', '--scheduler', 'magic', '-o', '{t}/x.png'], 'unknown scheduler'),
+    (['a 7', '--model', 'no such model', '-o', '{t}/x.png'], 'unknown model'),
+    (['a 7', '--model', 'sd15', '-o', '{t}/x.png'], 'Offline?'),
+    (['a 7', '-o', '{t}/nofolder/x.png'], 'does not exist'),
+])
+def test_generate_bad_input(tmp_path, args, msg):
+    Image.new('RGB', (8, 8)).save(tmp_path / 'init.png'); (tmp_path / 'bad.png').write_text('not a png')
+    before = set(tmp_path.rglob('*'))
+    r = cli('generate', *[a.format(t=tmp_path) for a in args])
+    assert r.returncode == 2, r.stderr
+    assert msg in r.stderr and 'Traceback' not in r.stderr
+    assert set(tmp_path.rglob('*')) == before  # nothing written
+
+def test_train_tiny_quick_runs_end_to_end(tmp_path):
+    r = cli('train', 'tiny', '--quick', '--out', tmp_path / 'run')
+    assert r.returncode == 0, r.stderr[-2000:]
+    from diffusers import StableDiffusionPipeline
+    pipe = StableDiffusionPipeline.from_pretrained(tmp_path / 'run' / 'tiny', safety_checker=None, requires_safety_checker=False)
+    img = pipe('a red 7 on a blue background', num_inference_steps=2, generator=torch.Generator().manual_seed(0)).images[0]
+    assert img.size == (64, 64)
+    # the same command resumes: every stage is already done, so it finishes without training again
+    r2 = cli('train', 'tiny', '--quick', '--out', tmp_path / 'run')
+    assert r2.returncode == 0 and 'clip:' not in r2.stderr
