@@ -13,7 +13,8 @@ import torch.nn.functional as F
 from transformers import CLIPConfig, CLIPModel, CLIPTextConfig, CLIPTokenizer, CLIPVisionConfig
 
 # %% auto #0
-__all__ = ['BOS', 'EOS', 'train_tokenizer', 'tokenize', 'tiny_clip_config', 'contrastive_loss', 'clip_loss']
+__all__ = ['BOS', 'EOS', 'train_tokenizer', 'tokenize', 'causal_mask', 'self_attention', 'quick_gelu', 'text_encoder_by_hand',
+           'pooled_output', 'tiny_clip_config', 'contrastive_loss', 'clip_loss', 'text_embeddings', 'image_embeddings']
 
 # %% ../nbs/06_clip.ipynb #f2890b1d
 BOS, EOS = '<|startoftext|>', '<|endoftext|>'
@@ -37,6 +38,41 @@ def train_tokenizer(captions: list[str], vocab_size: int = 400, max_length: int 
 def tokenize(tokenizer: CLIPTokenizer, texts: list[str]) -> torch.Tensor:
     "Token ids padded to the tokenizer's maximum length, as Stable Diffusion's pipelines do."
     return tokenizer(list(texts), padding='max_length', max_length=tokenizer.model_max_length, truncation=True, return_tensors='pt').input_ids
+
+# %% ../nbs/06_clip.ipynb #4cd13314
+def causal_mask(n: int, device=None) -> torch.Tensor:
+    "An (n, n) additive attention mask: 0 where a token may look (itself and earlier tokens), -inf above the diagonal."
+    return torch.full((n, n), float('-inf'), device=device).triu(1)
+
+def self_attention(attn, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    "Multi-head self-attention with the weights of a `CLIPAttention` module, written out."
+    b, n, d = x.shape
+    heads = lambda t: t.view(b, n, attn.num_heads, d // attn.num_heads).transpose(1, 2)  # (b, heads, n, head_dim)
+    q, k, v = heads(attn.q_proj(x)), heads(attn.k_proj(x)), heads(attn.v_proj(x))
+    weights = (q @ k.transpose(-1, -2) * (d // attn.num_heads) ** -0.5 + mask).softmax(-1)  # who looks at whom
+    return attn.out_proj((weights @ v).transpose(1, 2).reshape(b, n, d))
+
+# %% ../nbs/06_clip.ipynb #6cdfce03
+def quick_gelu(x: torch.Tensor) -> torch.Tensor:
+    "CLIP's activation: x·σ(1.702x), a fast approximation of GELU."
+    return x * torch.sigmoid(1.702 * x)
+
+def text_encoder_by_hand(text_model, input_ids: torch.Tensor) -> torch.Tensor:
+    "The `last_hidden_state` of a `CLIPTextModel`, computed from its weights: embeddings, causal transformer layers, final layer norm."
+    act = {'quick_gelu': quick_gelu, 'gelu': F.gelu}[text_model.config.hidden_act]
+    emb = text_model.embeddings
+    x = emb.token_embedding(input_ids) + emb.position_embedding(torch.arange(input_ids.shape[1], device=input_ids.device))
+    mask = causal_mask(input_ids.shape[1], x.device)
+    for layer in text_model.encoder.layers:
+        x = x + self_attention(layer.self_attn, layer.layer_norm1(x), mask)
+        x = x + layer.mlp.fc2(act(layer.mlp.fc1(layer.layer_norm2(x))))
+    return text_model.final_layer_norm(x)
+
+# %% ../nbs/06_clip.ipynb #2549db57
+def pooled_output(last_hidden_state: torch.Tensor, input_ids: torch.Tensor, eos_token_id: int) -> torch.Tensor:
+    "The hidden state at each caption's first end-of-text token: CLIP's one vector per caption."
+    first_eos = (input_ids == eos_token_id).int().argmax(-1)
+    return last_hidden_state[torch.arange(len(input_ids)), first_eos]
 
 # %% ../nbs/06_clip.ipynb #291f011f
 def tiny_clip_config(tokenizer: CLIPTokenizer, width: int = 128, layers: int = 2, heads: int = 4, image_size: int = 64, patch_size: int = 8) -> CLIPConfig:
@@ -62,3 +98,16 @@ def clip_loss(model: CLIPModel, batch: dict) -> torch.Tensor:
     i = model.get_image_features(pixel_values=batch['pixel_values'])
     t = getattr(t, 'pooler_output', t); i = getattr(i, 'pooler_output', i)
     return contrastive_loss(t, i, model.logit_scale)
+
+# %% ../nbs/06_clip.ipynb #d3e5bda3
+@torch.no_grad()
+def text_embeddings(model: CLIPModel, tokenizer: CLIPTokenizer, texts: list[str]) -> torch.Tensor:
+    "Unit-length CLIP embeddings of `texts`."
+    t = model.get_text_features(input_ids=tokenize(tokenizer, texts).to(model.device))
+    return F.normalize(getattr(t, 'pooler_output', t), dim=-1)
+
+@torch.no_grad()
+def image_embeddings(model: CLIPModel, pixel_values: torch.Tensor) -> torch.Tensor:
+    "Unit-length CLIP embeddings of pictures in [-1, 1]."
+    i = model.get_image_features(pixel_values=pixel_values.to(model.device, model.dtype))
+    return F.normalize(getattr(i, 'pooler_output', i), dim=-1)

@@ -1,4 +1,4 @@
-"""Load a text-to-image pipeline — real Stable Diffusion 1.5 on a GPU, or the tiny model that ships with sdfound anywhere — and generate.
+"""A tour of what a diffusers pipeline can do before we open it up: prompts, seeds, steps, guidance, negative prompts, img2img, watching the latents, and fitting on a small GPU.
 
 Docs: https://github.com/sdfound/sdfound/pipelines.html.md"""
 
@@ -6,13 +6,15 @@ Docs: https://github.com/sdfound/sdfound/pipelines.html.md"""
 
 # %% ../nbs/02_pipelines.ipynb #a1842876
 from __future__ import annotations
-import os, re
+import os, re, time
 from pathlib import Path
+import numpy as np
 import torch
+from PIL import Image
 from .core import get_device, default_model
 
 # %% auto #0
-__all__ = ['MODEL_IDS', 'scheduler_classes', 'ModelNotFound', 'resolve_model', 'load_pipeline', 'img2img_from']
+__all__ = ['MODEL_IDS', 'scheduler_classes', 'ModelNotFound', 'resolve_model', 'load_pipeline', 'img2img_from', 'is_tiny', 'for_model', 'image_size', 'enlarge', 'generators', 'noise_predictions', 'guide', 'img2img_timesteps', 'decode_latents', 'LatentsCallback', 'latents_callback', 'cuda_peak', 'encode_images', 'tokenize_prompts', 'denoiser_loss', 'add_token', 'train_textual_inversion', 'denoising_loss', 'save_textual_inversion', 'train_dreambooth']
 
 # %% ../nbs/02_pipelines.ipynb #7d05cc79
 MODEL_IDS = {'sd15': 'stable-diffusion-v1-5/stable-diffusion-v1-5', 'sd14': 'CompVis/stable-diffusion-v1-4'}
@@ -63,3 +65,210 @@ def img2img_from(pipe):
     "An img2img pipeline sharing `pipe`'s components: no reload, no extra memory."
     from diffusers import StableDiffusionImg2ImgPipeline
     return StableDiffusionImg2ImgPipeline(**pipe.components, requires_safety_checker=False)
+
+# %% ../nbs/02_pipelines.ipynb #60d80cf0
+def is_tiny(pipe) -> bool:
+    "True for sdfound's embedded model (8×8 latents), False for real Stable Diffusion (64×64 latents)."
+    return pipe.unet.config.sample_size == 8
+
+def for_model(pipe, tiny, sd):
+    "`tiny` when `pipe` is the embedded model, `sd` when it is real Stable Diffusion."
+    return tiny if is_tiny(pipe) else sd
+
+def image_size(pipe) -> int:
+    "Width (= height) in pixels of the pictures `pipe` makes: 64 for tiny, 512 for SD 1.5."
+    return pipe.unet.config.sample_size * pipe.vae_scale_factor
+
+def enlarge(images: Image.Image | list[Image.Image], size: int = 192):
+    "Scale pictures narrower than `size` up to about `size` wide, with sharp pixels; wider ones are left as they are."
+    if isinstance(images, Image.Image): return enlarge([images], size)[0]
+    k = lambda im: max(1, round(size / im.width))
+    return [im.resize((im.width * k(im), im.height * k(im)), Image.NEAREST) for im in images]
+
+# %% ../nbs/02_pipelines.ipynb #d88dbf20
+def generators(seed: int, n: int) -> list[torch.Generator]:
+    "`n` CPU generators seeded `seed`, `seed + 1`, …: one per picture of a batch."
+    if not isinstance(n, int) or n < 1: raise ValueError(f"n must be an int ≥ 1, got {n!r}")
+    return [torch.Generator().manual_seed(seed + i) for i in range(n)]
+
+# %% ../nbs/02_pipelines.ipynb #fa1b67a6
+@torch.no_grad()
+def noise_predictions(pipe, latents: torch.Tensor, t, prompt: str | list[str], negative_prompt: str | list[str] | None = None):
+    "The UNet's two noise predictions for `latents` at time step `t`: without the prompt (empty, or `negative_prompt`) and with it."
+    n = len(latents)
+    prompts = [prompt] * n if isinstance(prompt, str) else list(prompt)
+    negs = [negative_prompt] * n if negative_prompt is None or isinstance(negative_prompt, str) else list(negative_prompt)
+    if len(prompts) != n or len(negs) != n: raise ValueError(f"need one prompt (and negative prompt) per latent: {n} latents, {len(prompts)} prompts, {len(negs)} negative prompts")
+    cond, uncond = pipe.encode_prompt(prompts, pipe.device, 1, True, None if negative_prompt is None else negs)
+    x = pipe.scheduler.scale_model_input(torch.cat([latents, latents]), t)
+    eps = pipe.unet(x, t, encoder_hidden_states=torch.cat([uncond, cond])).sample
+    return eps.chunk(2)  # (uncond, cond)
+
+def guide(uncond: torch.Tensor, cond: torch.Tensor, guidance: float) -> torch.Tensor:
+    "Classifier-free guidance: move from the unprompted prediction `guidance` times the way to the prompted one."
+    return uncond + guidance * (cond - uncond)
+
+# %% ../nbs/02_pipelines.ipynb #b002fd3d
+def img2img_timesteps(scheduler, steps: int, strength: float) -> torch.Tensor:
+    "The time steps an img2img pipeline runs for `steps` and `strength`: the last `int(steps·strength)` steps of the schedule."
+    if not isinstance(steps, int) or steps < 1: raise ValueError(f"steps must be an int ≥ 1, got {steps!r}")
+    if not 0 <= strength <= 1: raise ValueError(f"strength must be in [0, 1], got {strength!r}")
+    sched = type(scheduler).from_config(scheduler.config)  # a copy: leave the pipeline's scheduler alone
+    sched.set_timesteps(steps)
+    start = steps - min(int(steps * strength), steps)
+    return sched.timesteps[start * sched.order:]
+
+# %% ../nbs/02_pipelines.ipynb #616ee859
+@torch.no_grad()
+def decode_latents(pipe, latents: torch.Tensor) -> list[Image.Image]:
+    "Latents → PIL pictures through the pipeline's VAE (dividing by its scaling factor first, as the pipeline does)."
+    x = pipe.vae.decode(latents.to(pipe.vae.dtype) / pipe.vae.config.scaling_factor).sample
+    return pipe.image_processor.postprocess(x, output_type='pil')
+
+# %% ../nbs/02_pipelines.ipynb #6f8d55e9
+class LatentsCallback:
+    "A `callback_on_step_end` that records each step's time step and decodes picture `index` after steps 1, 1 + `every`, … and the last."
+    def __init__(self, pipe, every: int = 5, index: int = 0):
+        if not isinstance(every, int) or every < 1: raise ValueError(f"every must be an int ≥ 1, got {every!r}")
+        if not isinstance(index, int) or index < 0: raise ValueError(f"index must be an int ≥ 0, got {index!r}")
+        self.pipe, self.every, self.index = pipe, every, index
+        self.timesteps, self.frames, self.frame_steps = [], [], []
+
+    def __call__(self, pipe, i: int, t, kw: dict) -> dict:
+        self.timesteps.append(int(t))
+        if i % self.every == 0 or i + 1 == pipe.num_timesteps:
+            self.frames.append(decode_latents(self.pipe, kw['latents'][self.index:self.index + 1])[0])
+            self.frame_steps.append(i + 1)
+        return kw
+
+def latents_callback(pipe, every: int = 5, index: int = 0) -> LatentsCallback:
+    "A callback for `pipe(..., callback_on_step_end=...)` whose `.frames` are the latents decoded every `every` steps, first and last included."
+    return LatentsCallback(pipe, every, index)
+
+# %% ../nbs/02_pipelines.ipynb #b41b20f7
+def cuda_peak(fn, *args, **kwargs) -> tuple:
+    "Run `fn(*args, **kwargs)` and return (its result, peak CUDA memory in MiB, seconds taken)."
+    if not torch.cuda.is_available(): raise RuntimeError("cuda_peak measures CUDA memory, and no CUDA GPU is available")
+    torch.cuda.synchronize(); torch.cuda.empty_cache(); torch.cuda.reset_peak_memory_stats()
+    t0 = time.perf_counter()
+    out = fn(*args, **kwargs)
+    torch.cuda.synchronize()
+    return out, torch.cuda.max_memory_allocated() / 2**20, time.perf_counter() - t0
+
+# %% ../nbs/03_pipelines_concepts.ipynb #853e8052
+@torch.no_grad()
+def encode_images(pipe, images: list[Image.Image], batch_size: int = 64) -> torch.Tensor:
+    "PIL pictures → latents: the mean of the VAE's encoding, times its scaling factor, as the UNet expects them."
+    if not images: raise ValueError("no images to encode")
+    size = image_size(pipe)
+    if any(im.size != (size, size) for im in images): raise ValueError(f"this model needs {size}×{size} pictures, got sizes {sorted({im.size for im in images})}")
+    x = pipe.image_processor.preprocess(images).to(pipe.device, pipe.vae.dtype)
+    z = torch.cat([pipe.vae.encode(x[i:i + batch_size]).latent_dist.mean for i in range(0, len(x), batch_size)])
+    return z * pipe.vae.config.scaling_factor
+
+def tokenize_prompts(pipe, prompts: list[str]) -> torch.Tensor:
+    "Token ids of `prompts`, padded to the tokenizer's full length as the pipeline pads them, on the pipeline's device."
+    return pipe.tokenizer(list(prompts), padding='max_length', max_length=pipe.tokenizer.model_max_length, truncation=True, return_tensors='pt').input_ids.to(pipe.device)
+
+# %% ../nbs/03_pipelines_concepts.ipynb #4d5b36a9
+def _check_training(pipe, images, prompts, what: str) -> None:
+    if pipe.unet.dtype != torch.float32: raise ValueError(f"{what} trains in float32, but this pipeline is {pipe.unet.dtype}: load it with dtype=torch.float32")
+    if isinstance(prompts, str): raise ValueError("prompts must be a list, one per image")
+    if len(images) == 0 or len(images) != len(prompts): raise ValueError(f"need one prompt per image and at least one image, got {len(images)} images and {len(prompts)} prompts")
+
+def denoiser_loss(models: torch.nn.ModuleDict, batch: dict, noise_scheduler) -> torch.Tensor:
+    "The UNet's noise-prediction MSE, with the batch's time steps spread evenly over the schedule (a steadier loss curve)."
+    z0 = batch['latents']; n, T = len(z0), noise_scheduler.config.num_train_timesteps
+    t = ((torch.randperm(n, device=z0.device) + torch.rand(n, device=z0.device)) * T / n).long().clamp(max=T - 1)  # one per slice
+    noise = torch.randn_like(z0)
+    text = models['text_encoder'](batch['input_ids'])[0]
+    return torch.nn.functional.mse_loss(models['unet'](noise_scheduler.add_noise(z0, noise, t), t, text).sample, noise)
+
+def _fit_denoiser(pipe, get_batch, steps: int, lr: float, seed: int, desc: str, progress: bool) -> list[float]:
+    "Train whatever in `pipe`'s UNet/text encoder requires grad with `denoiser_loss`, through `sdfound.core.fit`."
+    from diffusers import DDPMScheduler
+    from sdfound.core import fit, seed_everything
+    noise_scheduler = DDPMScheduler.from_config(pipe.scheduler.config)  # the same noise schedule, as a training-time scheduler
+    models = torch.nn.ModuleDict(dict(unet=pipe.unet, text_encoder=pipe.text_encoder))
+    seed_everything(seed)
+    return fit(models, lambda m, b: denoiser_loss(m, b, noise_scheduler), get_batch, steps, lr=lr, weight_decay=0.0,
+               warmup=min(10, steps), desc=desc, progress=progress)
+
+# %% ../nbs/03_pipelines_concepts.ipynb #b5f1f9ce
+def add_token(pipe, token: str, init_token: str | None = None) -> int:
+    "Add `token` to `pipe`'s tokenizer and give it an embedding row: a copy of `init_token`'s, or the average row. Returns its id."
+    tok, te = pipe.tokenizer, pipe.text_encoder
+    if token in tok.get_vocab() or len(tok.tokenize(token)) == 1:
+        raise ValueError(f"{token!r} is already a token of this tokenizer ({tok.tokenize(token)[0]!r}): pick a new word, like '<my-concept>'")
+    init_ids = None if init_token is None else tok(init_token, add_special_tokens=False).input_ids
+    if init_ids is not None and len(init_ids) != 1: raise ValueError(f"init_token must be a single token; {init_token!r} is {tok.tokenize(init_token)}")
+    tok.add_tokens(token); te.resize_token_embeddings(len(tok))
+    tid, emb = tok.convert_tokens_to_ids(token), te.get_input_embeddings().weight
+    with torch.no_grad(): emb[tid] = emb[:tid].mean(0) if init_ids is None else emb[init_ids[0]]
+    return tid
+
+# %% ../nbs/03_pipelines_concepts.ipynb #da3d7426
+def train_textual_inversion(pipe, images: list[Image.Image], prompts: list[str], token: str = '<concept>', init_token: str | None = None,
+                            steps: int = 150, lr: float = 2e-3, batch_size: int = 8, seed: int = 0, progress: bool = True) -> list[float]:
+    "Add `token` to `pipe` and learn its embedding alone (all else frozen) so the model denoises `images` captioned by `prompts`."
+    from sdfound.tiny import batch_sampler
+    _check_training(pipe, images, prompts, 'textual inversion')
+    if not all(token in p for p in prompts): raise ValueError(f"every prompt must contain the new token {token!r}")
+    latents = encode_images(pipe, images)
+    tid = add_token(pipe, token, init_token)
+    ids, emb = tokenize_prompts(pipe, prompts), pipe.text_encoder.get_input_embeddings().weight
+    pipe.unet.requires_grad_(False); pipe.text_encoder.requires_grad_(False); emb.requires_grad_(True)
+    only_new = torch.zeros(len(emb), 1, device=emb.device, dtype=emb.dtype); only_new[tid] = 1
+    hook = emb.register_hook(lambda g: g * only_new)  # every other row gets a zero gradient: Adam leaves it exactly as it was
+    pick = batch_sampler(len(latents), min(batch_size, len(latents)), seed)
+    try: return _fit_denoiser(pipe, lambda s: (lambda i: dict(latents=latents[i], input_ids=ids[i]))(pick(s)), steps, lr, seed, 'textual inversion', progress)
+    finally: hook.remove(); emb.requires_grad_(False)
+
+# %% ../nbs/03_pipelines_concepts.ipynb #4bb000b9
+@torch.no_grad()
+def denoising_loss(pipe, latents: torch.Tensor, prompts: list[str], seed: int = 0, repeats: int = 4) -> float:
+    "Mean noise-prediction MSE on `latents` captioned by `prompts`, with noise and time steps fixed by `seed` (lower: the prompts explain the pictures better)."
+    from diffusers import DDPMScheduler
+    if len(latents) != len(prompts): raise ValueError(f"need one prompt per latent, got {len(latents)} latents and {len(prompts)} prompts")
+    sched, g = DDPMScheduler.from_config(pipe.scheduler.config), torch.Generator().manual_seed(seed)
+    text = pipe.text_encoder(tokenize_prompts(pipe, prompts))[0]
+    losses = []
+    for _ in range(repeats):
+        noise = torch.randn(latents.shape, generator=g).to(latents)
+        t = torch.randint(0, sched.config.num_train_timesteps, (len(latents),), generator=g).to(latents.device)
+        eps = pipe.unet(sched.add_noise(latents, noise, t), t, encoder_hidden_states=text).sample
+        losses.append(torch.nn.functional.mse_loss(eps.float(), noise.float()).item())
+    return float(np.mean(losses))
+
+# %% ../nbs/03_pipelines_concepts.ipynb #bbb9ad12
+def save_textual_inversion(pipe, token: str, path) -> Path:
+    "Save `token`'s embedding as diffusers' textual-inversion file `{token: (1, dim) tensor}` (a folder gets `learned_embeds.safetensors`)."
+    from safetensors.torch import save_file
+    if token not in pipe.tokenizer.get_vocab(): raise ValueError(f"{token!r} is not in this pipeline's tokenizer: train or load it first")
+    path = Path(path)
+    if path.suffix != '.safetensors': path = path / 'learned_embeds.safetensors'
+    path.parent.mkdir(parents=True, exist_ok=True)
+    row = pipe.text_encoder.get_input_embeddings().weight[pipe.tokenizer.convert_tokens_to_ids(token)]
+    save_file({token: row[None].detach().float().cpu().contiguous()}, path)
+    return path
+
+# %% ../nbs/03_pipelines_concepts.ipynb #126dd633
+def train_dreambooth(pipe, images: list[Image.Image], prompts: list[str], steps: int = 100, lr: float = 1e-4, batch_size: int = 4,
+                     prior_images: list[Image.Image] | None = None, prior_prompts: list[str] | None = None, seed: int = 0, progress: bool = True) -> list[float]:
+    "Fine-tune `pipe`'s UNet on a few `images` named in their `prompts` by a rare word; optional prior pictures keep what the model knew."
+    from sdfound.tiny import batch_sampler
+    _check_training(pipe, images, prompts, 'Dreambooth')
+    if (prior_images is None) != (prior_prompts is None): raise ValueError("give both prior_images and prior_prompts, or neither")
+    z, ids = encode_images(pipe, images), tokenize_prompts(pipe, prompts)
+    pick = batch_sampler(len(z), min(batch_size, len(z)), seed)
+    if prior_images is not None:
+        _check_training(pipe, prior_images, prior_prompts, 'Dreambooth')
+        pz, pids, ppick = encode_images(pipe, prior_images), tokenize_prompts(pipe, prior_prompts), batch_sampler(len(prior_images), min(batch_size, len(prior_images)), seed + 1)
+    def get(s):
+        i = pick(s)
+        if prior_images is None: return dict(latents=z[i], input_ids=ids[i])
+        j = ppick(s)  # half the batch from the subject, half from the prior: the two losses weigh the same
+        return dict(latents=torch.cat([z[i], pz[j]]), input_ids=torch.cat([ids[i], pids[j]]))
+    pipe.text_encoder.requires_grad_(False); pipe.vae.requires_grad_(False); pipe.unet.requires_grad_(True)
+    try: return _fit_denoiser(pipe, get, steps, lr, seed, 'dreambooth', progress)
+    finally: pipe.unet.requires_grad_(False)

@@ -39,10 +39,10 @@ class TinyRecipe:
     eval_steps: int = 700
     eval_batch: int = 128
     vae_channels: tuple = (8, 16, 32, 64)
-    vae_steps: int = 2500
+    vae_steps: int = 2700
     vae_batch: int = 64
     unet_channels: tuple = (48, 96, 96)
-    unet_steps: int = 4000
+    unet_steps: int = 2800
     unet_batch: int = 128
     unet_lr: float = 1e-3
     caption_dropout: float = 0.1
@@ -132,23 +132,7 @@ def train_tiny(out, recipe: TinyRecipe = TinyRecipe(), progress: bool = True, lo
     tok = CLIPTokenizer.from_pretrained(clip_dir)
     ids = sclip.tokenize(tok, caps)
 
-    # 3. evaluator
-    t0, ev_dir = time.time(), out / 'evaluator'
-    held = DigitScenes(2000, seed=r.seed + 10_000, fonts=TRAIN_FONTS)
-    held_images, _, held_labels = render_pictures(held)
-    if not _stage_done(ev_dir):
-        clf = sev.SceneClassifier()
-        pick = batch_sampler(len(images), r.eval_batch, r.seed + 2)
-        get = lambda s: (lambda i: dict(pixel_values=to_unit(images[i]), **{k: v[i] for k, v in labels.items()}))(pick(s))
-        fit(clf, sev.classifier_loss, get, r.eval_steps, lr=2e-3, ckpt_dir=ckpt('evaluator'), desc='evaluator', accelerator=acc, progress=progress)
-        sev.save_classifier(acc.unwrap_model(clf).cpu(), ev_dir)
-        _mark_done(ev_dir); stage_time('evaluator', t0)
-    clf = sev.load_classifier(ev_dir)
-    pred = sev.classify(clf, to_unit(held_images))
-    report['evaluator_accuracy'] = {k: float((pred[k] == held_labels[k]).float().mean()) for k in pred}
-    log(f"evaluator accuracy on held-out pictures: {report['evaluator_accuracy']}")
-
-    # 4. VAE, checked by the evaluator before the UNet trains on its latents
+    # 3. VAE
     t0, vae_dir = time.time(), out / 'vae'
     if not _stage_done(vae_dir):
         vae = svae.tiny_vae(r.vae_channels)
@@ -161,6 +145,33 @@ def train_tiny(out, recipe: TinyRecipe = TinyRecipe(), progress: bool = True, lo
         _mark_done(vae_dir); stage_time('vae', t0)
     from diffusers import AutoencoderKL
     vae = AutoencoderKL.from_pretrained(vae_dir).eval()
+
+    # 4. evaluator: it will judge pictures that all came out of this VAE, so it learns from originals and
+    #    VAE reconstructions alike (half and half); a reader that only knows sharp pictures mistakes blur for a different digit
+    t0, ev_dir = time.time(), out / 'evaluator'
+    n_eval = min(len(images), 20_000)
+    if not _stage_done(ev_dir):
+        with torch.no_grad():
+            recon = torch.cat([((svae.reconstruct(vae, to_unit(images[i:i + 500])) + 1) * 127.5).round().to(torch.uint8)
+                               for i in range(0, n_eval, 500)])
+        clf = sev.SceneClassifier()
+        pick = batch_sampler(n_eval, r.eval_batch, r.seed + 5)
+        def get(s):
+            i = pick(s)
+            use_recon = torch.rand(len(i), generator=torch.Generator().manual_seed(s)) < 0.5
+            x = torch.where(use_recon[:, None, None, None], recon[i], images[i])
+            return dict(pixel_values=to_unit(x), **{k: v[i] for k, v in labels.items()})
+        fit(clf, sev.classifier_loss, get, r.eval_steps, lr=2e-3, ckpt_dir=ckpt('evaluator'), desc='evaluator', accelerator=acc, progress=progress)
+        sev.save_classifier(acc.unwrap_model(clf).cpu(), ev_dir)
+        _mark_done(ev_dir); stage_time('evaluator', t0)
+    clf = sev.load_classifier(ev_dir)
+
+    # the checks: the evaluator reads held-out pictures, and the VAE keeps digits and colours readable
+    held = DigitScenes(2000, seed=r.seed + 10_000, fonts=TRAIN_FONTS)
+    held_images, _, held_labels = render_pictures(held)
+    pred = sev.classify(clf, to_unit(held_images))
+    report['evaluator_accuracy'] = {k: float((pred[k] == held_labels[k]).float().mean()) for k in pred}
+    log(f"evaluator accuracy on held-out pictures: {report['evaluator_accuracy']}")
     recon = torch.cat([svae.reconstruct(vae, to_unit(held_images[i:i + 500])) for i in range(0, len(held_images), 500)])
     pred = sev.classify(clf, recon)
     report['vae_recon_accuracy'] = {k: float((pred[k] == held_labels[k]).float().mean()) for k in pred}

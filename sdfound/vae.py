@@ -1,4 +1,4 @@
-"""Stable Diffusion doesn't denoise pixels: it denoises *latents*, a compressed picture made by a VAE. We train the tiny model's VAE here.
+"""Stable Diffusion doesn't denoise pixels: it denoises *latents*, a 48× smaller version of the picture made by an autoencoder. We build one by hand, then open the VAE the tiny model uses, and measure what the compression saves.
 
 Docs: https://github.com/sdfound/sdfound/vae.html.md"""
 
@@ -7,11 +7,36 @@ Docs: https://github.com/sdfound/sdfound/vae.html.md"""
 # %% ../nbs/05_vae.ipynb #c8b9bfcd
 from __future__ import annotations
 import torch
+from torch import nn
 import torch.nn.functional as F
 from diffusers import AutoencoderKL
 
 # %% auto #0
-__all__ = ['tiny_vae', 'vae_loss', 'compute_scaling_factor', 'reconstruct']
+__all__ = ['ConvAutoencoder', 'autoencoder_loss', 'tiny_vae', 'vae_loss', 'compute_scaling_factor', 'reconstruct']
+
+# %% ../nbs/05_vae.ipynb #7518492b
+def _conv(c_in: int, c_out: int, stride: int = 1) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(c_in, c_out, 3, stride, 1), nn.GroupNorm(8, c_out), nn.SiLU())
+
+def _up(c_in: int, c_out: int) -> nn.Sequential:
+    return nn.Sequential(nn.Upsample(scale_factor=2.0, mode='nearest'), _conv(c_in, c_out))
+
+class ConvAutoencoder(nn.Module):
+    "A plain convolutional autoencoder: 64×64×3 pictures in [-1, 1] ⇄ 8×8×`latent_channels` codes."
+    def __init__(self, channels=(16, 32, 64), latent_channels: int = 4):
+        super().__init__()
+        c0, c1, c2 = channels
+        self.encoder = nn.Sequential(_conv(3, c0, 2), _conv(c0, c1, 2), _conv(c1, c2, 2), nn.Conv2d(c2, latent_channels, 1))
+        self.decoder = nn.Sequential(_conv(latent_channels, c2), _up(c2, c1), _up(c1, c0), _up(c0, c0), nn.Conv2d(c0, 3, 3, padding=1))
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor: return self.encoder(x)
+    def decode(self, z: torch.Tensor) -> torch.Tensor: return self.decoder(z)
+    def forward(self, x: torch.Tensor) -> torch.Tensor: return self.decode(self.encode(x))
+
+# %% ../nbs/05_vae.ipynb #b2304092
+def autoencoder_loss(model: nn.Module, batch: dict) -> torch.Tensor:
+    "Mean squared error between `batch['pixel_values']` and the model's reconstruction of them."
+    return F.mse_loss(model(batch['pixel_values']), batch['pixel_values'])
 
 # %% ../nbs/05_vae.ipynb #452d3255
 def tiny_vae(channels=(16, 32, 64, 64), latent_channels: int = 4) -> AutoencoderKL:

@@ -1,0 +1,82 @@
+"""Quality against steps for every sampler, on the tiny model: classifier-feature FID and prompt adherence.
+
+    python bench/samplers.py --n 500                  # everything, the 1000-step DDPM reference included
+    python bench/samplers.py --n 500 --skip-reference # reuse bench/results/samplers_reference.json
+All samplers share the same prompts (captions of held-out DigitScenes pictures) and the same seeds."""
+import argparse, json, time
+from pathlib import Path
+import torch
+from sdfound.data import DigitScenes, parse_caption
+from sdfound.evaluator import load_classifier, classify, adherence, fid, generate_tensors
+from sdfound.pipelines import load_pipeline, scheduler_classes
+from sdfound.sampling import encode_text, guided_noise, descend, decode, momentum, adam, sgd
+from sdfound.schedulers import Euler
+from sdfound.tiny import TRAIN_FONTS
+
+RESULTS = Path(__file__).parent / 'results'
+
+@torch.no_grad()
+def optimiser_sample(pipe, prompts, update, steps, seed, guidance=7.5, karras=True):
+    "Sampling as optimisation, batched: ε̂ is the gradient, σ_i − σ_{i+1} the learning rate, `update()` the optimiser."
+    tok, te, unet = pipe.tokenizer, pipe.text_encoder, pipe.unet
+    text = torch.cat([encode_text(tok, te, '').expand(len(prompts), -1, -1), torch.cat([encode_text(tok, te, p) for p in prompts])])
+    euler = Euler.from_config(pipe.scheduler.config, use_karras_sigmas=karras); euler.set_timesteps(steps)
+    σ, ts = euler.sigmas, euler.timesteps
+    x = torch.cat([torch.randn((1, 4, 8, 8), generator=torch.Generator().manual_seed(seed + i)) for i in range(len(prompts))]) * euler.init_noise_sigma
+    def gradient(x, i):
+        x0 = x - σ[i] * guided_noise(unet, x / (σ[i] ** 2 + 1) ** 0.5, ts[i], text, guidance)
+        return (x - x0) / σ[i]
+    return decode(pipe.vae, descend(x, σ, gradient, update()), 'pt') * 2 - 1
+
+def run(name, fn, prompts, batch):
+    t0 = time.perf_counter()
+    x = torch.cat([fn(prompts[i:i + batch], i) for i in range(0, len(prompts), batch)])
+    return x, (time.perf_counter() - t0) / len(prompts) * 1000
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument('--n', type=int, default=500); ap.add_argument('--batch', type=int, default=100)
+    ap.add_argument('--skip-reference', action='store_true'); ap.add_argument('--model', default='tiny')
+    a = ap.parse_args()
+    pipe = load_pipeline(a.model, device='cpu'); pipe.set_progress_bar_config(disable=True)
+    base = pipe.scheduler.config
+    clf = load_classifier()
+    real = DigitScenes(a.n, seed=123_456, fonts=TRAIN_FONTS)
+    prompts = [real[i]['caption'] for i in range(a.n)]
+    real_x = torch.stack([real[i]['image'] for i in range(a.n)])
+    wanted = [parse_caption(p) for p in prompts]
+
+    def diffusers_sampler(kind, steps):
+        def fn(ps, offset):
+            pipe.scheduler = scheduler_classes()[kind].from_config(base)
+            return generate_tensors(pipe, ps, guidance=7.5, steps=steps, seed=offset, batch_size=len(ps))
+        return fn
+    def optimiser(update, steps): return lambda ps, offset: optimiser_sample(pipe, ps, update, steps, offset)
+
+    rows = []
+    ref_file = RESULTS / f'samplers_reference_n{a.n}.json'
+    if a.skip_reference and ref_file.exists(): rows.append(json.loads(ref_file.read_text()))
+    else:
+        x, ms = run('DDPM 1000', diffusers_sampler('ddpm', 1000), prompts, a.batch)
+        ref = dict(name='DDPM 1000 (reference)', steps=1000, fid=fid(clf, real_x, x), ms=ms, **adherence(classify(clf, x), wanted))
+        RESULTS.mkdir(exist_ok=True); ref_file.write_text(json.dumps(ref)); rows.append(ref)
+    plan = [('DDIM', 'ddim', s) for s in (10, 25, 50)] + [('Euler', 'euler', s) for s in (10, 20)] + \
+           [('LMS', 'lms', s) for s in (10, 20)] + [('DPM-Solver++ 2M', 'dpm++', s) for s in (10, 20)]
+    for label, kind, steps in plan:
+        x, ms = run(label, diffusers_sampler(kind, steps), prompts, a.batch)
+        rows.append(dict(name=f'{label} {steps}', steps=steps, fid=fid(clf, real_x, x), ms=ms, **adherence(classify(clf, x), wanted)))
+    for label, update in [('sdfound SGD (Karras σ)', sgd), ('sdfound momentum β=−0.5', lambda: momentum(-0.5)),
+                          ('sdfound Adam (whole-latent RMS)', lambda: adam(per_element=False))]:
+        for steps in (4, 10, 20):
+            x, ms = run(label, optimiser(update, steps), prompts, a.batch)
+            rows.append(dict(name=f'{label} {steps}', steps=steps, fid=fid(clf, real_x, x), ms=ms, **adherence(classify(clf, x), wanted)))
+    ref_fid = rows[0]['fid']
+    print(f"{a.n} prompts (held-out DigitScenes captions), guidance 7.5, same seeds; FID on the evaluator's features; CPU threads={torch.get_num_threads()}\n")
+    print("| sampler | FID | FID / reference | digit | fg | digit+fg | bg | ms/picture |\n|---|---:|---:|---:|---:|---:|---:|---:|")
+    for r in rows:
+        print(f"| {r['name']} | {r['fid']:.2f} | {r['fid'] / ref_fid:.2f} | {r['digit']:.1%} | {r['fg']:.1%} | {r['digit+fg']:.1%} | {r['bg']:.1%} | {r['ms']:.0f} |")
+    ten = [r for r in rows[1:] if r['steps'] == 10]
+    best = min(ten, key=lambda r: r['fid'])
+    print(f"\nbest at 10 steps: {best['name']}, FID {best['fid']:.2f} = {best['fid'] / ref_fid - 1:+.0%} vs the 1000-step reference")
+
+if __name__ == '__main__': main()
