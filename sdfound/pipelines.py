@@ -14,7 +14,7 @@ from PIL import Image
 from .core import get_device, default_model
 
 # %% auto #0
-__all__ = ['MODEL_IDS', 'scheduler_classes', 'ModelNotFound', 'resolve_model', 'load_pipeline', 'img2img_from', 'is_tiny', 'for_model', 'image_size', 'enlarge', 'generators', 'noise_predictions', 'guide', 'img2img_timesteps', 'decode_latents', 'LatentsCallback', 'latents_callback', 'cuda_peak', 'encode_images', 'tokenize_prompts', 'denoiser_loss', 'add_token', 'train_textual_inversion', 'denoising_loss', 'save_textual_inversion', 'train_dreambooth']
+__all__ = ['MODEL_IDS', 'scheduler_classes', 'ModelNotFound', 'resolve_model', 'load_pipeline', 'img2img_from', 'is_tiny', 'for_model', 'image_size', 'enlarge', 'generators', 'noise_predictions', 'guide', 'img2img_timesteps', 'decode_latents', 'LatentsCallback', 'latents_callback', 'cuda_peak', 'encode_images', 'tokenize_prompts', 'denoising_loss', 'denoiser_loss', 'add_token', 'train_textual_inversion', 'save_textual_inversion', 'train_dreambooth']
 
 # %% ../nbs/02_pipelines.ipynb #7d05cc79
 MODEL_IDS = {'sd15': 'stable-diffusion-v1-5/stable-diffusion-v1-5', 'sd14': 'CompVis/stable-diffusion-v1-4'}
@@ -170,60 +170,6 @@ def tokenize_prompts(pipe, prompts: list[str]) -> torch.Tensor:
     "Token ids of `prompts`, padded to the tokenizer's full length as the pipeline pads them, on the pipeline's device."
     return pipe.tokenizer(list(prompts), padding='max_length', max_length=pipe.tokenizer.model_max_length, truncation=True, return_tensors='pt').input_ids.to(pipe.device)
 
-# %% ../nbs/03_pipelines_concepts.ipynb #4d5b36a9
-def _check_training(pipe, images, prompts, what: str) -> None:
-    if pipe.unet.dtype != torch.float32: raise ValueError(f"{what} trains in float32, but this pipeline is {pipe.unet.dtype}: load it with dtype=torch.float32")
-    if isinstance(prompts, str): raise ValueError("prompts must be a list, one per image")
-    if len(images) == 0 or len(images) != len(prompts): raise ValueError(f"need one prompt per image and at least one image, got {len(images)} images and {len(prompts)} prompts")
-
-def denoiser_loss(models: torch.nn.ModuleDict, batch: dict, noise_scheduler) -> torch.Tensor:
-    "The UNet's noise-prediction MSE, with the batch's time steps spread evenly over the schedule (a steadier loss curve)."
-    z0 = batch['latents']; n, T = len(z0), noise_scheduler.config.num_train_timesteps
-    t = ((torch.randperm(n, device=z0.device) + torch.rand(n, device=z0.device)) * T / n).long().clamp(max=T - 1)  # one per slice
-    noise = torch.randn_like(z0)
-    text = models['text_encoder'](batch['input_ids'])[0]
-    return torch.nn.functional.mse_loss(models['unet'](noise_scheduler.add_noise(z0, noise, t), t, text).sample, noise)
-
-def _fit_denoiser(pipe, get_batch, steps: int, lr: float, seed: int, desc: str, progress: bool) -> list[float]:
-    "Train whatever in `pipe`'s UNet/text encoder requires grad with `denoiser_loss`, through `sdfound.core.fit`."
-    from diffusers import DDPMScheduler
-    from sdfound.core import fit, seed_everything
-    noise_scheduler = DDPMScheduler.from_config(pipe.scheduler.config)  # the same noise schedule, as a training-time scheduler
-    models = torch.nn.ModuleDict(dict(unet=pipe.unet, text_encoder=pipe.text_encoder))
-    seed_everything(seed)
-    return fit(models, lambda m, b: denoiser_loss(m, b, noise_scheduler), get_batch, steps, lr=lr, weight_decay=0.0,
-               warmup=min(10, steps), desc=desc, progress=progress)
-
-# %% ../nbs/03_pipelines_concepts.ipynb #b5f1f9ce
-def add_token(pipe, token: str, init_token: str | None = None) -> int:
-    "Add `token` to `pipe`'s tokenizer and give it an embedding row: a copy of `init_token`'s, or the average row. Returns its id."
-    tok, te = pipe.tokenizer, pipe.text_encoder
-    if token in tok.get_vocab() or len(tok.tokenize(token)) == 1:
-        raise ValueError(f"{token!r} is already a token of this tokenizer ({tok.tokenize(token)[0]!r}): pick a new word, like '<my-concept>'")
-    init_ids = None if init_token is None else tok(init_token, add_special_tokens=False).input_ids
-    if init_ids is not None and len(init_ids) != 1: raise ValueError(f"init_token must be a single token; {init_token!r} is {tok.tokenize(init_token)}")
-    tok.add_tokens(token); te.resize_token_embeddings(len(tok))
-    tid, emb = tok.convert_tokens_to_ids(token), te.get_input_embeddings().weight
-    with torch.no_grad(): emb[tid] = emb[:tid].mean(0) if init_ids is None else emb[init_ids[0]]
-    return tid
-
-# %% ../nbs/03_pipelines_concepts.ipynb #da3d7426
-def train_textual_inversion(pipe, images: list[Image.Image], prompts: list[str], token: str = '<concept>', init_token: str | None = None,
-                            steps: int = 150, lr: float = 2e-3, batch_size: int = 8, seed: int = 0, progress: bool = True) -> list[float]:
-    "Add `token` to `pipe` and learn its embedding alone (all else frozen) so the model denoises `images` captioned by `prompts`."
-    from sdfound.tiny import batch_sampler
-    _check_training(pipe, images, prompts, 'textual inversion')
-    if not all(token in p for p in prompts): raise ValueError(f"every prompt must contain the new token {token!r}")
-    latents = encode_images(pipe, images)
-    tid = add_token(pipe, token, init_token)
-    ids, emb = tokenize_prompts(pipe, prompts), pipe.text_encoder.get_input_embeddings().weight
-    pipe.unet.requires_grad_(False); pipe.text_encoder.requires_grad_(False); emb.requires_grad_(True)
-    only_new = torch.zeros(len(emb), 1, device=emb.device, dtype=emb.dtype); only_new[tid] = 1
-    hook = emb.register_hook(lambda g: g * only_new)  # every other row gets a zero gradient: Adam leaves it exactly as it was
-    pick = batch_sampler(len(latents), min(batch_size, len(latents)), seed)
-    try: return _fit_denoiser(pipe, lambda s: (lambda i: dict(latents=latents[i], input_ids=ids[i]))(pick(s)), steps, lr, seed, 'textual inversion', progress)
-    finally: hook.remove(); emb.requires_grad_(False)
-
 # %% ../nbs/03_pipelines_concepts.ipynb #4bb000b9
 @torch.no_grad()
 def denoising_loss(pipe, latents: torch.Tensor, prompts: list[str], seed: int = 0, repeats: int = 4) -> float:
@@ -240,6 +186,68 @@ def denoising_loss(pipe, latents: torch.Tensor, prompts: list[str], seed: int = 
         losses.append(torch.nn.functional.mse_loss(eps.float(), noise.float()).item())
     return float(np.mean(losses))
 
+# %% ../nbs/03_pipelines_concepts.ipynb #9b42b7b9
+def _check_training(pipe, images, prompts, what: str) -> None:
+    if pipe.unet.dtype != torch.float32: raise ValueError(f"{what} trains in float32, but this pipeline is {pipe.unet.dtype}: load it with dtype=torch.float32")
+    if isinstance(prompts, str): raise ValueError("prompts must be a list, one per image")
+    if len(images) == 0 or len(images) != len(prompts): raise ValueError(f"need one prompt per image and at least one image, got {len(images)} images and {len(prompts)} prompts")
+
+def denoiser_loss(models: torch.nn.ModuleDict, batch: dict, noise_scheduler) -> torch.Tensor:
+    "The UNet's noise-prediction MSE, with the batch's time steps spread evenly over the schedule (a steadier loss curve)."
+    z0 = batch['latents']; n, T = len(z0), noise_scheduler.config.num_train_timesteps
+    t = ((torch.randperm(n, device=z0.device) + torch.rand(n, device=z0.device)) * T / n).long().clamp(max=T - 1)  # one per slice
+    noise = torch.randn_like(z0)
+    text = models['text_encoder'](batch['input_ids'])[0]
+    return torch.nn.functional.mse_loss(models['unet'](noise_scheduler.add_noise(z0, noise, t), t, text).sample, noise)
+
+def _fit_denoiser(pipe, get_batch, steps: int, lr: float, seed: int, desc: str, progress: bool, probe: tuple, probe_every: int = 10) -> dict:
+    "Train what requires grad in `pipe` with `denoiser_loss` (via `sdfound.core.fit`), measuring `denoising_loss(pipe, *probe)` every `probe_every` steps."
+    from diffusers import DDPMScheduler
+    from sdfound.core import fit, seed_everything
+    noise_scheduler = DDPMScheduler.from_config(pipe.scheduler.config)  # the same noise schedule, as a training-time scheduler
+    models = torch.nn.ModuleDict(dict(unet=pipe.unet, text_encoder=pipe.text_encoder))
+    log = dict(loss=[], probe_step=[], probe=[])
+    def measure(step): log['probe_step'].append(step); log['probe'].append(denoising_loss(pipe, *probe))
+    def get(step):  # fit asks for each step's batch just before the step: measure there
+        if step % probe_every == 0: measure(step)
+        return get_batch(step)
+    seed_everything(seed)
+    log['loss'] = fit(models, lambda m, b: denoiser_loss(m, b, noise_scheduler), get, steps, lr=lr, weight_decay=0.0,
+                      warmup=min(10, steps), desc=desc, progress=progress)
+    measure(steps)
+    return log
+
+# %% ../nbs/03_pipelines_concepts.ipynb #b5f1f9ce
+def add_token(pipe, token: str, init_token: str | None = None) -> int:
+    "Add `token` to `pipe`'s tokenizer and give it an embedding row: a copy of `init_token`'s, or the average row. Returns its id."
+    tok, te = pipe.tokenizer, pipe.text_encoder
+    if token in tok.get_vocab() or len(tok.tokenize(token)) == 1:
+        raise ValueError(f"{token!r} is already a token of this tokenizer ({tok.tokenize(token)[0]!r}): pick a new word, like '<my-concept>'")
+    init_ids = None if init_token is None else tok(init_token, add_special_tokens=False).input_ids
+    if init_ids is not None and len(init_ids) != 1: raise ValueError(f"init_token must be a single token; {init_token!r} is {tok.tokenize(init_token)}")
+    tok.add_tokens(token); te.resize_token_embeddings(len(tok))
+    tid, emb = tok.convert_tokens_to_ids(token), te.get_input_embeddings().weight
+    with torch.no_grad(): emb[tid] = emb[:tid].mean(0) if init_ids is None else emb[init_ids[0]]
+    return tid
+
+# %% ../nbs/03_pipelines_concepts.ipynb #da3d7426
+def train_textual_inversion(pipe, images: list[Image.Image], prompts: list[str], token: str = '<concept>', init_token: str | None = None,
+                            steps: int = 150, lr: float = 2e-3, batch_size: int = 8, seed: int = 0, progress: bool = True) -> dict:
+    "Add `token` to `pipe` and learn its embedding alone (all else frozen) to denoise `images` captioned by `prompts`; returns the losses."
+    from sdfound.tiny import batch_sampler
+    _check_training(pipe, images, prompts, 'textual inversion')
+    if not all(token in p for p in prompts): raise ValueError(f"every prompt must contain the new token {token!r}")
+    latents = encode_images(pipe, images)
+    tid = add_token(pipe, token, init_token)
+    ids, emb = tokenize_prompts(pipe, prompts), pipe.text_encoder.get_input_embeddings().weight
+    pipe.unet.requires_grad_(False); pipe.text_encoder.requires_grad_(False); emb.requires_grad_(True)
+    only_new = torch.zeros(len(emb), 1, device=emb.device, dtype=emb.dtype); only_new[tid] = 1
+    hook = emb.register_hook(lambda g: g * only_new)  # every other row gets a zero gradient: Adam leaves it exactly as it was
+    pick = batch_sampler(len(latents), min(batch_size, len(latents)), seed)
+    try: return _fit_denoiser(pipe, lambda s: (lambda i: dict(latents=latents[i], input_ids=ids[i]))(pick(s)), steps, lr, seed,
+                              'textual inversion', progress, probe=(latents, prompts))
+    finally: hook.remove(); emb.requires_grad_(False)
+
 # %% ../nbs/03_pipelines_concepts.ipynb #bbb9ad12
 def save_textual_inversion(pipe, token: str, path) -> Path:
     "Save `token`'s embedding as diffusers' textual-inversion file `{token: (1, dim) tensor}` (a folder gets `learned_embeds.safetensors`)."
@@ -254,7 +262,7 @@ def save_textual_inversion(pipe, token: str, path) -> Path:
 
 # %% ../nbs/03_pipelines_concepts.ipynb #126dd633
 def train_dreambooth(pipe, images: list[Image.Image], prompts: list[str], steps: int = 100, lr: float = 1e-4, batch_size: int = 4,
-                     prior_images: list[Image.Image] | None = None, prior_prompts: list[str] | None = None, seed: int = 0, progress: bool = True) -> list[float]:
+                     prior_images: list[Image.Image] | None = None, prior_prompts: list[str] | None = None, seed: int = 0, progress: bool = True) -> dict:
     "Fine-tune `pipe`'s UNet on a few `images` named in their `prompts` by a rare word; optional prior pictures keep what the model knew."
     from sdfound.tiny import batch_sampler
     _check_training(pipe, images, prompts, 'Dreambooth')
@@ -270,5 +278,5 @@ def train_dreambooth(pipe, images: list[Image.Image], prompts: list[str], steps:
         j = ppick(s)  # half the batch from the subject, half from the prior: the two losses weigh the same
         return dict(latents=torch.cat([z[i], pz[j]]), input_ids=torch.cat([ids[i], pids[j]]))
     pipe.text_encoder.requires_grad_(False); pipe.vae.requires_grad_(False); pipe.unet.requires_grad_(True)
-    try: return _fit_denoiser(pipe, get, steps, lr, seed, 'dreambooth', progress)
+    try: return _fit_denoiser(pipe, get, steps, lr, seed, 'dreambooth', progress, probe=(z, prompts))
     finally: pipe.unet.requires_grad_(False)

@@ -25,7 +25,8 @@ TRAIN_FONTS = tuple(f for f, fam in FONTS.items() if fam != HELD_OUT_FAMILY)
 
 def models_dir() -> Path:
     "The folder of weights shipped inside the sdfound package."
-    return Path(__file__).parent / 'models'
+    import sdfound
+    return Path(sdfound.__file__).parent / 'models'
 
 @dataclass
 class TinyRecipe:
