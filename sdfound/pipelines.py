@@ -14,7 +14,7 @@ from PIL import Image
 from .core import get_device, default_model
 
 # %% auto #0
-__all__ = ['MODEL_IDS', 'scheduler_classes', 'ModelNotFound', 'resolve_model', 'load_pipeline', 'img2img_from', 'is_tiny', 'for_model', 'image_size', 'enlarge', 'generators', 'noise_predictions', 'guide', 'img2img_timesteps', 'decode_latents', 'LatentsCallback', 'latents_callback', 'cuda_peak', 'encode_images', 'tokenize_prompts', 'denoising_loss', 'denoiser_loss', 'add_token', 'train_textual_inversion', 'save_textual_inversion', 'train_dreambooth']
+__all__ = ['MODEL_IDS', 'scheduler_classes', 'ModelNotFound', 'resolve_model', 'load_pipeline', 'img2img_from', 'is_tiny', 'for_model', 'image_size', 'enlarge', 'generators', 'noise_predictions', 'guide', 'img2img_timesteps', 'decode_latents', 'LatentsCallback', 'latents_callback', 'cuda_peak', 'encode_images', 'tokenize_prompts', 'denoising_loss', 'denoiser_loss', 'add_token', 'train_textual_inversion', 'plot_training', 'save_textual_inversion', 'train_dreambooth']
 
 # %% ../nbs/02_pipelines.ipynb #7d05cc79
 MODEL_IDS = {'sd15': 'stable-diffusion-v1-5/stable-diffusion-v1-5', 'sd14': 'CompVis/stable-diffusion-v1-4'}
@@ -248,6 +248,16 @@ def train_textual_inversion(pipe, images: list[Image.Image], prompts: list[str],
                               'textual inversion', progress, probe=(latents, prompts))
     finally: hook.remove(); emb.requires_grad_(False)
 
+# %% ../nbs/03_pipelines_concepts.ipynb #8ea58395
+def plot_training(log: dict, title: str = '') -> None:
+    "Two panels: the training loss (smoothed over 10 steps) and the fixed-noise loss measured on the training pictures."
+    import matplotlib.pyplot as plt
+    fig, (a, b) = plt.subplots(1, 2, figsize=(9, 2.6))
+    k = min(10, len(log['loss']))
+    a.plot(np.convolve(log['loss'], np.ones(k) / k, 'valid')); a.set_title('training loss (smoothed)', fontsize=9); a.set_xlabel('step')
+    b.plot(log['probe_step'], log['probe'], 'o-'); b.set_title('same pictures, fixed noise', fontsize=9); b.set_xlabel('step')
+    fig.suptitle(title); fig.tight_layout(); plt.show()
+
 # %% ../nbs/03_pipelines_concepts.ipynb #bbb9ad12
 def save_textual_inversion(pipe, token: str, path) -> Path:
     "Save `token`'s embedding as diffusers' textual-inversion file `{token: (1, dim) tensor}` (a folder gets `learned_embeds.safetensors`)."
@@ -261,7 +271,7 @@ def save_textual_inversion(pipe, token: str, path) -> Path:
     return path
 
 # %% ../nbs/03_pipelines_concepts.ipynb #126dd633
-def train_dreambooth(pipe, images: list[Image.Image], prompts: list[str], steps: int = 100, lr: float = 1e-4, batch_size: int = 4,
+def train_dreambooth(pipe, images: list[Image.Image], prompts: list[str], steps: int = 100, lr: float = 5e-5, batch_size: int = 4,
                      prior_images: list[Image.Image] | None = None, prior_prompts: list[str] | None = None, seed: int = 0, progress: bool = True) -> dict:
     "Fine-tune `pipe`'s UNet on a few `images` named in their `prompts` by a rare word; optional prior pictures keep what the model knew."
     from sdfound.tiny import batch_sampler

@@ -153,8 +153,9 @@ def test_textual_inversion_learns_only_the_new_row(saved):
     emb0 = p.text_encoder.get_input_embeddings().weight.detach().clone()
     unet0 = {k: v.clone() for k, v in p.unet.state_dict().items()}
     images, prompts = outline_set()
-    losses = train_textual_inversion(p, images, prompts, token='<outline>', steps=5, lr=1e-2, batch_size=2, progress=False)
-    assert len(losses) == 5 and all(np.isfinite(losses))
+    log = train_textual_inversion(p, images, prompts, token='<outline>', steps=5, lr=1e-2, batch_size=2, progress=False)
+    assert len(log['loss']) == 5 and all(np.isfinite(log['loss']))
+    assert log['probe_step'] == [0, 5] and len(log['probe']) == 2  # fixed-noise loss before and after
     emb = p.text_encoder.get_input_embeddings().weight.detach()
     tid = p.tokenizer.convert_tokens_to_ids('<outline>')
     assert tid == len(emb0) and len(emb) == len(emb0) + 1 and len(p.tokenizer) == len(emb)
@@ -194,11 +195,17 @@ def test_dreambooth_changes_the_unet_only(saved):
     unet0 = {k: v.clone() for k, v in p.unet.state_dict().items()}
     ds = DigitScenes(4, seed=3, fonts=('cmtt10',))
     images, plain = [ds.pil(i) for i in range(4)], [caption(ds.scene(i)) for i in range(4)]
-    losses = train_dreambooth(p, images, [f'{c}, jqz' for c in plain], steps=3, batch_size=2, prior_images=images[:2], prior_prompts=plain[:2], progress=False)
-    assert len(losses) == 3 and all(np.isfinite(losses))
+    log = train_dreambooth(p, images, [f'{c}, jqz' for c in plain], steps=3, batch_size=2, prior_images=images[:2], prior_prompts=plain[:2], progress=False)
+    assert len(log['loss']) == 3 and all(np.isfinite(log['loss'])) and log['probe_step'] == [0, 3]
     assert any(not torch.equal(v, unet0[k]) for k, v in p.unet.state_dict().items())
     assert all(torch.equal(v, te0[k]) for k, v in p.text_encoder.state_dict().items())
     assert not any(q.requires_grad for q in p.unet.parameters())
+
+def test_dreambooth_fits_its_pictures(saved):
+    p = fresh(saved)
+    ds = DigitScenes(4, seed=3, fonts=('cmtt10',))
+    log = train_dreambooth(p, [ds.pil(i) for i in range(4)], [f'{caption(ds.scene(i))}, jqz' for i in range(4)], steps=30, lr=1e-3, progress=False)
+    assert log['probe_step'] == [0, 10, 20, 30] and log['probe'][-1] < log['probe'][0]
 
 def test_denoising_loss_is_deterministic_and_sees_the_prompt(pipe):
     ds = DigitScenes(4, seed=0)
