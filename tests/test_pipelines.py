@@ -2,17 +2,15 @@
 textual inversion / Dreambooth on a small random pipeline (so these tests need neither the shipped model nor a network)."""
 import numpy as np, pytest, torch
 import diffusers as d
+from conftest import random_small_pipeline
 from PIL import Image
 from safetensors.torch import load_file
-from transformers import CLIPTextConfig, CLIPTextModel
-from sdfound import clip as sclip
 from sdfound.core import image_grid
 from sdfound.data import DigitScenes, caption
 from sdfound.pipelines import (load_pipeline, img2img_from, is_tiny, for_model, image_size, enlarge, generators, noise_predictions,
                                guide, decode_latents, img2img_timesteps, latents_callback, cuda_peak, encode_images, tokenize_prompts,
                                denoising_loss, add_token, train_textual_inversion, save_textual_inversion, train_dreambooth)
-from sdfound.tiny import tiny_unet, sd_scheduler
-from sdfound.vae import tiny_vae
+from sdfound.tiny import sd_scheduler
 
 torch.set_num_threads(1)
 pytestmark = pytest.mark.filterwarnings('ignore::DeprecationWarning', 'ignore::FutureWarning')
@@ -23,16 +21,7 @@ def gen(seed): return torch.Generator().manual_seed(seed)
 @pytest.fixture(scope='module')
 def saved(tmp_path_factory):
     "A randomly initialised small SD pipeline in diffusers' layout on disk: 64×64 pictures, 8×8×4 latents."
-    ds = DigitScenes(200, seed=0)
-    tok = sclip.train_tokenizer([caption(ds.scene(i)) for i in range(len(ds))], vocab_size=200)
-    torch.manual_seed(0)
-    text_encoder = CLIPTextModel(CLIPTextConfig(
-        vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-        max_position_embeddings=tok.model_max_length, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
-        pad_token_id=tok.pad_token_id)).eval()
-    p = d.StableDiffusionPipeline(vae=tiny_vae((8, 8, 16, 16)).eval(), text_encoder=text_encoder, tokenizer=tok,
-                                  unet=tiny_unet((16, 32, 32), cross_attention_dim=32).eval(), scheduler=sd_scheduler('pndm'),
-                                  safety_checker=None, feature_extractor=None, requires_safety_checker=False)
+    p = random_small_pipeline(sd_scheduler('pndm'))
     path = tmp_path_factory.mktemp('pipe') / 'tiny'
     p.save_pretrained(path)
     return path

@@ -1,13 +1,11 @@
 """The Stable Diffusion loop by hand gives diffusers' pipelines' numbers; sampling as optimisation behaves as claimed."""
 import numpy as np, pytest, torch
 import diffusers as d
-from transformers import CLIPTextConfig, CLIPTextModel
-from sdfound import clip as sclip, schedulers as S
-from sdfound.data import DigitScenes, caption
+from conftest import random_small_pipeline
+from sdfound import schedulers as S
+from sdfound.data import DigitScenes
 from sdfound.sampling import (parts, encode_text, step_kwargs, generate_by_hand, img2img_by_hand, sgd, momentum, adam,
                               descend, sample_with_optimiser, sample_momentum, sample_adam)
-from sdfound.tiny import tiny_unet
-from sdfound.vae import tiny_vae
 
 torch.set_num_threads(1)
 pytestmark = pytest.mark.filterwarnings('ignore::DeprecationWarning', 'ignore::FutureWarning')
@@ -24,17 +22,7 @@ def close(a, b): torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
 @pytest.fixture(scope='module')
 def pipe():
     "A complete, randomly initialised small SD pipeline: 64×64 pictures, 8×8×4 latents, a tokenizer trained on our captions."
-    ds = DigitScenes(200, seed=0)
-    tok = sclip.train_tokenizer([caption(ds.scene(i)) for i in range(len(ds))], vocab_size=200)
-    torch.manual_seed(0)
-    text_encoder = CLIPTextModel(CLIPTextConfig(
-        vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-        max_position_embeddings=tok.model_max_length, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
-        pad_token_id=tok.pad_token_id)).eval()
-    p = d.StableDiffusionPipeline(vae=tiny_vae((8, 8, 16, 16)).eval(), text_encoder=text_encoder, tokenizer=tok,
-                                  unet=tiny_unet((16, 32, 32), cross_attention_dim=32).eval(),
-                                  scheduler=d.PNDMScheduler.from_config(SD15), safety_checker=None, feature_extractor=None,
-                                  requires_safety_checker=False)
+    p = random_small_pipeline(d.PNDMScheduler.from_config(SD15))
     p.set_progress_bar_config(disable=True)
     return p
 
