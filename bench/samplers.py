@@ -1,7 +1,8 @@
 """Quality against steps for every sampler, on the tiny model: classifier-feature FID and prompt adherence.
 
     python bench/samplers.py --n 500                  # everything, the 1000-step DDPM reference included
-    python bench/samplers.py --n 500 --skip-reference # reuse bench/results/samplers_reference.json
+    python bench/samplers.py --n 500 --reference-only # only the 1000-step DDPM reference (run it beside the next one)
+    python bench/samplers.py --n 500 --skip-reference # reuse bench/results/samplers_reference_n500.json
 All samplers share the same prompts (captions of held-out DigitScenes pictures) and the same seeds."""
 import argparse, json, time
 from pathlib import Path
@@ -9,7 +10,7 @@ import torch
 from sdfound.data import DigitScenes, parse_caption
 from sdfound.evaluator import load_classifier, classify, adherence, fid, generate_tensors
 from sdfound.pipelines import load_pipeline, scheduler_classes
-from sdfound.sampling import encode_text, guided_noise, descend, decode, momentum, adam, sgd
+from sdfound.sampling import encode_text, guided_noise, descend, decode, momentum, adam, sgd, generate_by_hand, parts
 from sdfound.schedulers import Euler
 from sdfound.tiny import TRAIN_FONTS
 
@@ -33,10 +34,25 @@ def run(name, fn, prompts, batch):
     x = torch.cat([fn(prompts[i:i + batch], i) for i in range(0, len(prompts), batch)])
     return x, (time.perf_counter() - t0) / len(prompts) * 1000
 
+def by_hand_vs_pipeline(pipe, prompts, steps=20, repeats=3):
+    "Time the by-hand loop against `StableDiffusionPipeline` on the same weights, prompts, seeds and scheduler (DDIM)."
+    pipe.scheduler = scheduler_classes()['ddim'].from_config(pipe.scheduler.config)
+    by_hand = lambda p, i: generate_by_hand(p, **parts(pipe), num_inference_steps=steps, generator=torch.Generator().manual_seed(i))
+    piped = lambda p, i: pipe(p, num_inference_steps=steps, generator=torch.Generator().manual_seed(i)).images[0]
+    best = {}
+    for _ in range(repeats):  # interleaved, best of `repeats`: both see the same machine load
+        for name, fn in (('by hand', by_hand), ('pipeline', piped)):
+            t0 = time.perf_counter()
+            for i, p in enumerate(prompts): fn(p, i)
+            best[name] = min(best.get(name, float('inf')), (time.perf_counter() - t0) / len(prompts) * 1000)
+    print(f"\nby-hand loop {best['by hand']:.1f} ms/picture, pipeline {best['pipeline']:.1f} ms/picture "
+          f"({steps} DDIM steps, batch 1, best of {repeats}): ratio by hand / pipeline = {best['by hand'] / best['pipeline']:.2f}")
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument('--n', type=int, default=500); ap.add_argument('--batch', type=int, default=100)
-    ap.add_argument('--skip-reference', action='store_true'); ap.add_argument('--model', default='tiny')
+    ap.add_argument('--skip-reference', action='store_true'); ap.add_argument('--reference-only', action='store_true')
+    ap.add_argument('--model', default='tiny')
     a = ap.parse_args()
     pipe = load_pipeline(a.model, device='cpu'); pipe.set_progress_bar_config(disable=True)
     base = pipe.scheduler.config
@@ -60,6 +76,8 @@ def main():
         x, ms = run('DDPM 1000', diffusers_sampler('ddpm', 1000), prompts, a.batch)
         ref = dict(name='DDPM 1000 (reference)', steps=1000, fid=fid(clf, real_x, x), ms=ms, **adherence(classify(clf, x), wanted))
         RESULTS.mkdir(exist_ok=True); ref_file.write_text(json.dumps(ref)); rows.append(ref)
+        print(f"reference stored in {ref_file}: {ref}")
+    if a.reference_only: return
     plan = [('DDIM', 'ddim', s) for s in (10, 25, 50)] + [('Euler', 'euler', s) for s in (10, 20)] + \
            [('LMS', 'lms', s) for s in (10, 20)] + [('DPM-Solver++ 2M', 'dpm++', s) for s in (10, 20)]
     for label, kind, steps in plan:
@@ -75,6 +93,7 @@ def main():
     print("| sampler | FID | FID / reference | digit | fg | digit+fg | bg | ms/picture |\n|---|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         print(f"| {r['name']} | {r['fid']:.2f} | {r['fid'] / ref_fid:.2f} | {r['digit']:.1%} | {r['fg']:.1%} | {r['digit+fg']:.1%} | {r['bg']:.1%} | {r['ms']:.0f} |")
+    by_hand_vs_pipeline(pipe, prompts[:20])
     ten = [r for r in rows[1:] if r['steps'] == 10]
     best = min(ten, key=lambda r: r['fid'])
     print(f"\nbest at 10 steps: {best['name']}, FID {best['fid']:.2f} = {best['fid'] / ref_fid - 1:+.0%} vs the 1000-step reference")

@@ -8,13 +8,15 @@ Docs: https://github.com/sdfound/sdfound/clip.html.md"""
 from __future__ import annotations
 import json, tempfile
 from pathlib import Path
+import numpy as np
 import torch
 import torch.nn.functional as F
 from transformers import CLIPConfig, CLIPModel, CLIPTextConfig, CLIPTokenizer, CLIPVisionConfig
 
 # %% auto #0
 __all__ = ['BOS', 'EOS', 'train_tokenizer', 'tokenize', 'causal_mask', 'self_attention', 'quick_gelu', 'text_encoder_by_hand',
-           'pooled_output', 'tiny_clip_config', 'contrastive_loss', 'clip_loss', 'text_embeddings', 'image_embeddings']
+           'pooled_output', 'tiny_clip_config', 'contrastive_loss', 'clip_loss', 'text_embeddings', 'image_embeddings',
+           'same_colour_batches']
 
 # %% ../nbs/06_clip.ipynb #f2890b1d
 BOS, EOS = '<|startoftext|>', '<|endoftext|>'
@@ -33,6 +35,11 @@ def train_tokenizer(captions: list[str], vocab_size: int = 400, max_length: int 
         tok.model.save(d)
         vocab = json.loads(Path(d, 'vocab.json').read_text())
         merges = [tuple(l.split()) for l in Path(d, 'merges.txt').read_text().splitlines() if l and not l.startswith('#')]
+    # BPE breaks ties between equally frequent pairs in an order that changes from run to run, and ids follow that
+    # order; number the vocabulary canonically instead: BOS, EOS, the captions' whole words, then the other pieces
+    words = {w + '</w>' for c in captions for w, _ in tok.pre_tokenizer.pre_tokenize_str(c.lower())}
+    order = sorted(vocab, key=lambda t: ({BOS: 0, EOS: 1}.get(t, 2), t not in words, t))
+    vocab = {t: i for i, t in enumerate(order)}
     return CLIPTokenizer(vocab=vocab, merges=merges, model_max_length=max_length, bos_token=BOS, eos_token=EOS, pad_token=EOS, unk_token=EOS)
 
 def tokenize(tokenizer: CLIPTokenizer, texts: list[str]) -> torch.Tensor:
@@ -111,3 +118,19 @@ def image_embeddings(model: CLIPModel, pixel_values: torch.Tensor) -> torch.Tens
     "Unit-length CLIP embeddings of pictures in [-1, 1]."
     i = model.get_image_features(pixel_values=pixel_values.to(model.device, model.dtype))
     return F.normalize(getattr(i, 'pooler_output', i), dim=-1)
+
+# %% ../nbs/06_clip.ipynb #d6e139c3
+def same_colour_batches(labels: dict, groups: int, seed: int = 0):
+    "`step → indices`: `groups` random (foreground, background) colour pairs, each with one picture of every digit."
+    key = (labels['digit'] * 64 + labels['fg'] * 8 + labels['bg']).tolist()
+    buckets = {}
+    for i, k in enumerate(key): buckets.setdefault(k, []).append(i)
+    pairs = sorted({k % 64 for k in key})
+    def pick(step):
+        rng = np.random.default_rng(seed * 1_000_003 + step)
+        idx = []
+        for pair in rng.choice(pairs, groups, replace=False):
+            for digit in range(10):
+                if b := buckets.get(digit * 64 + int(pair)): idx.append(b[rng.integers(len(b))])
+        return torch.tensor(idx)
+    return pick

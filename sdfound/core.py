@@ -12,7 +12,8 @@ import torch
 from PIL import Image
 
 # %% auto #0
-__all__ = ['get_device', 'default_model', 'seed_everything', 'pil_to_tensor', 'tensor_to_pil', 'image_grid', 'show_images', 'fit']
+__all__ = ['get_device', 'default_model', 'seed_everything', 'pil_to_tensor', 'tensor_to_pil', 'image_grid', 'show_images',
+           'save_weights', 'load_weights', 'fit']
 
 # %% ../nbs/00_core.ipynb #aa46031f
 def get_device(device: str | torch.device | None = None, dtype: torch.dtype | None = None) -> tuple[torch.device, torch.dtype]:
@@ -94,6 +95,27 @@ def show_images(images, titles: list[str] | None = None, ncols: int | None = Non
     if suptitle: fig.suptitle(suptitle)
     fig.tight_layout()
     plt.show()
+
+# %% ../nbs/00_core.ipynb #ee4b5fc5
+def save_weights(model: torch.nn.Module, path) -> None:
+    "Save `model`'s weights (fp16 safetensors) and its `config` (the arguments that built it, as JSON) in folder `path`."
+    import json
+    from pathlib import Path
+    from safetensors.torch import save_file
+    path = Path(path); path.mkdir(parents=True, exist_ok=True)
+    save_file({k: (v.half() if v.is_floating_point() else v).detach().contiguous().cpu() for k, v in model.state_dict().items()}, path / 'model.safetensors')
+    (path / 'config.json').write_text(json.dumps(model.config))
+
+def load_weights(cls, path, what: str = 'model') -> torch.nn.Module:
+    "Rebuild `cls(**config)` from folder `path` with its weights in float32, in eval mode."
+    import json
+    from pathlib import Path
+    from safetensors.torch import load_file
+    path = Path(path)
+    if not (path / 'model.safetensors').exists(): raise FileNotFoundError(f"no {what} weights in {path}")
+    model = cls(**json.loads((path / 'config.json').read_text()))
+    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in load_file(path / 'model.safetensors').items()})
+    return model.eval()
 
 # %% ../nbs/00_core.ipynb #82f49233
 def fit(model: torch.nn.Module, loss_fn, get_batch, steps: int, lr: float = 1e-3, weight_decay: float = 0.01,

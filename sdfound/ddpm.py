@@ -11,8 +11,7 @@ from pathlib import Path
 import torch
 from torch import nn
 import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
-from .core import fit
+from .core import fit, save_weights, load_weights
 
 # %% auto #0
 __all__ = ['ddpm_schedule', 'add_noise', 'timestep_embedding', 'Block', 'TinyUNet', 'noise_batch', 'noise_loss', 'predict_x0',
@@ -95,18 +94,12 @@ def predict_x0(x: torch.Tensor, eps: torch.Tensor, alpha: torch.Tensor) -> torch
 # %% ../nbs/04b_ddpm.ipynb #1016c73a
 def save_ddpm(model: TinyUNet, path) -> None:
     "Save weights (fp16 safetensors) and config to folder `path`."
-    path = Path(path); path.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.detach().half().contiguous().cpu() for k, v in model.state_dict().items()}, path / 'model.safetensors')
-    (path / 'config.json').write_text(json.dumps(model.config))
+    save_weights(model, path)
 
 def load_ddpm(path=None) -> TinyUNet:
     "Load a saved `TinyUNet` (default: the one shipped with sdfound), in float32 eval mode."
     from sdfound.tiny import models_dir
-    path = Path(path) if path else models_dir() / 'ddpm'
-    if not (path / 'model.safetensors').exists(): raise FileNotFoundError(f"no noise-predictor weights in {path}")
-    model = TinyUNet(**json.loads((path / 'config.json').read_text()))
-    model.load_state_dict({k: v.float() for k, v in load_file(path / 'model.safetensors').items()})
-    return model.eval().requires_grad_(False)
+    return load_weights(TinyUNet, path or models_dir() / 'ddpm', 'noise-predictor').requires_grad_(False)
 
 # %% ../nbs/04b_ddpm.ipynb #71c28475
 def denoise_step(x: torch.Tensor, eps: torch.Tensor, alpha: torch.Tensor, alpha_prev: torch.Tensor, clip: bool = True) -> tuple[torch.Tensor, torch.Tensor]:

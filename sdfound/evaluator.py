@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch import nn
 import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
+from .core import save_weights, load_weights
 from .data import COLOURS, PALETTE
 
 # %% auto #0
@@ -48,18 +48,12 @@ def classifier_loss(model: SceneClassifier, batch: dict) -> torch.Tensor:
 # %% ../nbs/09_evaluator.ipynb #ddd9f111
 def save_classifier(model: SceneClassifier, path) -> None:
     "Save weights (fp16 safetensors) and config to folder `path`."
-    path = Path(path); path.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.half().contiguous() if v.is_floating_point() else v for k, v in model.state_dict().items()}, path / 'model.safetensors')
-    (path / 'config.json').write_text(json.dumps(model.config))
+    save_weights(model, path)
 
 def load_classifier(path=None) -> SceneClassifier:
-    "Load a saved `SceneClassifier` (default: the evaluator shipped with sdfound), in float32 eval mode."
+    "Load a saved `SceneClassifier` (default: the one shipped with sdfound), in float32 eval mode."
     from sdfound.tiny import models_dir
-    path = Path(path) if path else models_dir() / 'evaluator'
-    if not (path / 'model.safetensors').exists(): raise FileNotFoundError(f"no evaluator weights in {path}")
-    model = SceneClassifier(**json.loads((path / 'config.json').read_text()))
-    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in load_file(path / 'model.safetensors').items()})
-    return model.eval()
+    return load_weights(SceneClassifier, path or models_dir() / 'evaluator', 'evaluator')
 
 # %% ../nbs/09_evaluator.ipynb #177883cd
 @torch.no_grad()

@@ -11,8 +11,7 @@ from pathlib import Path
 import torch
 from torch import nn
 import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
-from .core import fit
+from .core import fit, save_weights, load_weights
 
 # %% auto #0
 __all__ = ['NOT_A_DIGIT', 'random_noise', 'scramble', 'digit_batch', 'DigitClassifier', 'magic_loss', 'digit_logprob',
@@ -79,18 +78,12 @@ def digit_logprob(model: DigitClassifier, x: torch.Tensor, digit: int | torch.Te
 # %% ../nbs/04a_magic.ipynb #24d008f3
 def save_magic(model: DigitClassifier, path) -> None:
     "Save weights (fp16 safetensors) and config to folder `path`."
-    path = Path(path); path.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.detach().half().contiguous().cpu() for k, v in model.state_dict().items()}, path / 'model.safetensors')
-    (path / 'config.json').write_text(json.dumps(model.config))
+    save_weights(model, path)
 
 def load_magic(path=None) -> DigitClassifier:
     "Load a saved `DigitClassifier` (default: the one shipped with sdfound), in float32 eval mode."
     from sdfound.tiny import models_dir
-    path = Path(path) if path else models_dir() / 'magic'
-    if not (path / 'model.safetensors').exists(): raise FileNotFoundError(f"no magic-function weights in {path}")
-    model = DigitClassifier(**json.loads((path / 'config.json').read_text()))
-    model.load_state_dict({k: v.float() for k, v in load_file(path / 'model.safetensors').items()})
-    return model.eval().requires_grad_(False)
+    return load_weights(DigitClassifier, path or models_dir() / 'magic', 'magic-function').requires_grad_(False)
 
 # %% ../nbs/04a_magic.ipynb #26734849
 def fd_gradient(f, x: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:

@@ -35,15 +35,16 @@ class TinyRecipe:
     n_images: int = 40_000
     vocab_size: int = 400
     width: int = 128                 # text encoder width = UNet cross_attention_dim
-    clip_steps: int = 500
-    clip_batch: int = 256
+    clip_images: int = 20_000        # CLIP learns from the first 20k pictures
+    clip_steps: int = 1000
+    clip_groups: int = 25            # a CLIP batch: 25 same-colour groups × 10 digits (see the CLIP lesson)
     eval_steps: int = 700
     eval_batch: int = 128
     vae_channels: tuple = (8, 16, 32, 64)
     vae_steps: int = 2700
     vae_batch: int = 64
-    unet_channels: tuple = (48, 96, 96)
-    unet_steps: int = 2800
+    unet_channels: tuple = (64, 128, 128)
+    unet_steps: int = 3000
     unet_batch: int = 128
     unet_lr: float = 1e-3
     caption_dropout: float = 0.1
@@ -69,7 +70,7 @@ def batch_sampler(n: int, batch_size: int, seed: int):
     return lambda step: torch.randint(0, n, (batch_size,), generator=torch.Generator().manual_seed(seed * 1_000_003 + step))
 
 # %% ../nbs/10_tiny.ipynb #b272f0bb
-def tiny_unet(channels=(48, 96, 96), cross_attention_dim: int = 128):
+def tiny_unet(channels=(64, 128, 128), cross_attention_dim: int = 128):
     "A `UNet2DConditionModel` for 8×8×4 latents with cross-attention on `cross_attention_dim`-wide text states."
     from diffusers import UNet2DConditionModel
     return UNet2DConditionModel(sample_size=8, in_channels=4, out_channels=4, block_out_channels=tuple(channels), layers_per_block=1,
@@ -78,14 +79,16 @@ def tiny_unet(channels=(48, 96, 96), cross_attention_dim: int = 128):
                                 cross_attention_dim=cross_attention_dim, attention_head_dim=8, norm_num_groups=16)
 
 def sd_scheduler(kind: str = 'pndm'):
-    "A scheduler with Stable Diffusion 1.x's noise schedule (scaled_linear β from 0.00085 to 0.012, 1000 steps)."
-    from diffusers import PNDMScheduler, DDPMScheduler
+    "A `kind` ('pndm', 'ddim' or 'ddpm') scheduler with Stable Diffusion 1.x's noise schedule (scaled_linear β from 0.00085 to 0.012, 1000 steps)."
+    from diffusers import PNDMScheduler, DDIMScheduler, DDPMScheduler
     kw = dict(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, beta_schedule='scaled_linear', steps_offset=1)
     if kind == 'pndm':
         s = PNDMScheduler(skip_prk_steps=True, set_alpha_to_one=False, **kw)
         s.register_to_config(clip_sample=False)  # as in SD 1.5's config: DDIM/DDPM made from it must not clip latents
         return s
-    return DDPMScheduler(clip_sample=False, **kw)
+    if kind == 'ddim': return DDIMScheduler(clip_sample=False, set_alpha_to_one=False, **kw)
+    if kind == 'ddpm': return DDPMScheduler(clip_sample=False, **kw)
+    raise ValueError(f"unknown scheduler kind {kind!r}: choose 'pndm', 'ddim' or 'ddpm'")
 
 # %% ../nbs/10_tiny.ipynb #9b1df544
 def unet_loss(models: torch.nn.ModuleDict, batch: dict, noise_scheduler) -> torch.Tensor:
@@ -121,10 +124,11 @@ def train_tiny(out, recipe: TinyRecipe = TinyRecipe(), progress: bool = True, lo
     # 1–2. tokenizer and CLIP
     t0, clip_dir = time.time(), out / 'tiny-clip'
     if not _stage_done(clip_dir):
-        tok = sclip.train_tokenizer(caps, r.vocab_size)
-        ids = sclip.tokenize(tok, caps)
+        n = r.clip_images
+        tok = sclip.train_tokenizer(caps[:n], r.vocab_size)
+        ids = sclip.tokenize(tok, caps[:n])
         model = CLIPModel(sclip.tiny_clip_config(tok, r.width))
-        pick = batch_sampler(len(ids), r.clip_batch, r.seed + 1)
+        pick = sclip.same_colour_batches({k: v[:n] for k, v in labels.items()}, r.clip_groups, r.seed)
         get = lambda s: (lambda i: dict(input_ids=ids[i], pixel_values=to_unit(images[i])))(pick(s))
         losses = fit(model, sclip.clip_loss, get, r.clip_steps, lr=1e-3, ckpt_dir=ckpt('clip'), desc='clip', accelerator=acc, progress=progress)
         acc.unwrap_model(model).save_pretrained(clip_dir); tok.save_pretrained(clip_dir)

@@ -30,3 +30,12 @@ def test_contrastive_loss_is_small_when_pairs_match():
     e = torch.nn.functional.one_hot(torch.arange(8), 8).float()
     scale = torch.tensor(100.0).log()
     assert contrastive_loss(e, e, scale) < 1e-3 < contrastive_loss(e, e.roll(1, 0), scale)
+
+def test_tokenizer_ids_are_the_same_in_every_process():
+    # the hash order inside BPE training differs between processes; the ids of the captions' words must not
+    import subprocess, sys
+    code = ("from sdfound.clip import train_tokenizer, tokenize; from sdfound.data import DigitScenes, caption; "
+            "ds = DigitScenes(300, seed=1); caps = [caption(ds.scene(i)) for i in range(300)]; "
+            "t = train_tokenizer(caps); print(tokenize(t, caps[:50]).tolist())")
+    outs = {subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, check=True).stdout for _ in range(3)}
+    assert len(outs) == 1
