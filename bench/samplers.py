@@ -2,7 +2,7 @@
 
     python bench/samplers.py --n 500                  # everything, the 1000-step DDPM reference included
     python bench/samplers.py --n 500 --reference-only # only the 1000-step DDPM reference (run it beside the next one)
-    python bench/samplers.py --n 500 --skip-reference # reuse bench/results/samplers_reference_n500.json
+    python bench/samplers.py --n 500 --skip-reference # reads bench/results/samplers_reference_n500.json (waits for it)
 All samplers share the same prompts (captions of held-out DigitScenes pictures) and the same seeds."""
 import argparse, json, time
 from pathlib import Path
@@ -62,18 +62,17 @@ def main():
     real_x = torch.stack([real[i]['image'] for i in range(a.n)])
     wanted = [parse_caption(p) for p in prompts]
 
-    def diffusers_sampler(kind, steps):
+    def diffusers_sampler(kind, steps, **overrides):
         def fn(ps, offset):
-            pipe.scheduler = scheduler_classes()[kind].from_config(base)
+            pipe.scheduler = scheduler_classes()[kind].from_config(base, **overrides)
             return generate_tensors(pipe, ps, guidance=7.5, steps=steps, seed=offset, batch_size=len(ps))
         return fn
     def optimiser(update, steps): return lambda ps, offset: optimiser_sample(pipe, ps, update, steps, offset)
 
     rows = []
     ref_file = RESULTS / f'samplers_reference_n{a.n}.json'
-    if a.skip_reference and ref_file.exists(): rows.append(json.loads(ref_file.read_text()))
-    else:
-        x, ms = run('DDPM 1000', diffusers_sampler('ddpm', 1000), prompts, a.batch)
+    if not a.skip_reference:
+        x, ms = run('DDPM 1000', diffusers_sampler('ddpm', 1000, timestep_spacing='trailing'), prompts, a.batch)  # every step, 999 … 0
         ref = dict(name='DDPM 1000 (reference)', steps=1000, fid=fid(clf, real_x, x), ms=ms, **adherence(classify(clf, x), wanted))
         RESULTS.mkdir(exist_ok=True); ref_file.write_text(json.dumps(ref)); rows.append(ref)
         print(f"reference stored in {ref_file}: {ref}")
@@ -88,6 +87,9 @@ def main():
         for steps in (4, 10, 20):
             x, ms = run(label, optimiser(update, steps), prompts, a.batch)
             rows.append(dict(name=f'{label} {steps}', steps=steps, fid=fid(clf, real_x, x), ms=ms, **adherence(classify(clf, x), wanted)))
+    if a.skip_reference:  # computed by another process (--reference-only); wait for it
+        while not ref_file.exists(): time.sleep(30)
+        rows.insert(0, json.loads(ref_file.read_text()))
     ref_fid = rows[0]['fid']
     print(f"{a.n} prompts (held-out DigitScenes captions), guidance 7.5, same seeds; FID on the evaluator's features; CPU threads={torch.get_num_threads()}\n")
     print("| sampler | FID | FID / reference | digit | fg | digit+fg | bg | ms/picture |\n|---|---:|---:|---:|---:|---:|---:|---:|")

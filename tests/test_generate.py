@@ -19,10 +19,18 @@ def test_shipped_folder_loads_offline_with_from_pretrained(monkeypatch):
     assert pipe.unet.config.sample_size * pipe.vae_scale_factor == 64
     s = pipe.scheduler.config
     assert (s.beta_schedule, s.beta_start, s.beta_end, s.num_train_timesteps) == ('scaled_linear', 0.00085, 0.012, 1000)
+    assert type(pipe.scheduler).__name__ == 'DDIMScheduler' and not s.clip_sample  # what `sdfound generate` uses by default
     from safetensors.torch import load_file
     for part in ('unet', 'vae', 'text_encoder'):  # shipped in fp16
         f = next((TINY / part).glob('*.safetensors'))
         assert all(t.dtype == torch.float16 for t in load_file(f).values()), part
+
+def test_sd_scheduler_kinds():
+    from sdfound.tiny import sd_scheduler
+    for kind, name in (('pndm', 'PNDMScheduler'), ('ddim', 'DDIMScheduler'), ('ddpm', 'DDPMScheduler')):
+        s = sd_scheduler(kind)
+        assert type(s).__name__ == name and s.config.beta_schedule == 'scaled_linear' and s.config.clip_sample is False
+    with pytest.raises(ValueError, match='unknown scheduler kind'): sd_scheduler('plms')
 
 def test_shipped_sizes():
     mb = lambda p: sum(f.stat().st_size for f in p.rglob('*') if f.is_file()) / 2**20
