@@ -39,3 +39,17 @@ def test_tokenizer_ids_are_the_same_in_every_process():
             "t = train_tokenizer(caps); print(tokenize(t, caps[:50]).tolist())")
     outs = {subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, check=True).stdout for _ in range(3)}
     assert len(outs) == 1
+
+def test_same_colour_batches_hold_every_digit_in_shared_colours():
+    from sdfound.clip import same_colour_batches
+    g = torch.Generator().manual_seed(0)
+    n = 4000  # 10 digits × 8 × 8 colour keys: every (digit, pair) bucket is filled
+    labels = dict(digit=torch.randint(0, 10, (n,), generator=g), fg=torch.randint(0, 8, (n,), generator=g), bg=torch.randint(0, 8, (n,), generator=g))
+    pick = same_colour_batches(labels, groups=5, seed=3)
+    idx = pick(7)
+    assert len(idx) == 50 and torch.equal(idx, pick(7)) and not torch.equal(idx, pick(8))
+    for group in idx.view(5, 10):
+        assert len(set(labels['fg'][group].tolist())) == 1 and len(set(labels['bg'][group].tolist())) == 1
+        assert sorted(labels['digit'][group].tolist()) == list(range(10))
+    pairs = {(int(labels['fg'][g[0]]), int(labels['bg'][g[0]])) for g in idx.view(5, 10)}
+    assert len(pairs) == 5  # five different colour pairs
