@@ -88,6 +88,7 @@ def main():
             x, ms = run(label, optimiser(update, steps), prompts, a.batch)
             rows.append(dict(name=f'{label} {steps}', steps=steps, fid=fid(clf, real_x, x), ms=ms, **adherence(classify(clf, x), wanted)))
     if a.skip_reference:  # computed by another process (--reference-only); wait for it
+        if not ref_file.exists(): print(f"waiting for {ref_file} (run --reference-only beside this one)", flush=True)
         while not ref_file.exists(): time.sleep(30)
         rows.insert(0, json.loads(ref_file.read_text()))
     ref_fid = rows[0]['fid']
