@@ -121,7 +121,7 @@ def load_weights(cls, path, what: str = 'model') -> torch.nn.Module:
 def fit(model: torch.nn.Module, loss_fn, get_batch, steps: int, lr: float = 1e-3, weight_decay: float = 0.01,
         warmup: int = 100, ckpt_dir: str | os.PathLike | None = None, ckpt_every: int = 500, desc: str = 'train',
         accelerator=None, progress: bool = True) -> list[float]:
-    "Train `model` for `steps` AdamW steps on `loss_fn(model, get_batch(step))`; checkpoint to/resume from `ckpt_dir`. Returns the losses."
+    "Train `model` for `steps` AdamW steps on `loss_fn(model, get_batch(step))`; checkpoint to/resume from `ckpt_dir`; the model ends where it started (e.g. the CPU). Returns the losses."
     import json, math
     from pathlib import Path
     from accelerate import Accelerator
@@ -132,6 +132,7 @@ def fit(model: torch.nn.Module, loss_fn, get_batch, steps: int, lr: float = 1e-3
     # linear warm-up, then cosine decay to 10% of `lr`
     shape = lambda s: min(1, (s + 1) / warmup) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps)))
     sched = torch.optim.lr_scheduler.LambdaLR(opt, shape)
+    home = next(model.parameters()).device  # where the model goes back to: later code uses it there
     model, opt, sched = acc.prepare(model, opt, sched)
     start, losses = 0, []
     ckpt = Path(ckpt_dir) if ckpt_dir else None
@@ -153,4 +154,5 @@ def fit(model: torch.nn.Module, loss_fn, get_batch, steps: int, lr: float = 1e-3
             acc.save_state(str(ckpt / 'state'))
             if acc.is_main_process: (ckpt / 'progress.json').write_text(json.dumps(dict(step=step + 1, losses=losses)))
     model.eval()
+    acc.unwrap_model(model).to(home)
     return losses

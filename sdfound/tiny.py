@@ -44,10 +44,12 @@ class TinyRecipe:
     vae_steps: int = 2700
     vae_batch: int = 64
     unet_channels: tuple = (64, 128, 128)
+    unet_layers: int = 1             # resnet (+ attention) layers per UNet block
     unet_steps: int = 3000
     unet_batch: int = 128
     unet_lr: float = 1e-3
     caption_dropout: float = 0.1
+    snr_gamma: float | None = None   # Min-SNR loss weighting (None: plain MSE, as SD)
     train_text_encoder: bool = True  # fine-tune CLIP's text encoder with the UNet (SD freezes it)
 
 # %% ../nbs/10_tiny.ipynb #c31b4080
@@ -70,10 +72,10 @@ def batch_sampler(n: int, batch_size: int, seed: int):
     return lambda step: torch.randint(0, n, (batch_size,), generator=torch.Generator().manual_seed(seed * 1_000_003 + step))
 
 # %% ../nbs/10_tiny.ipynb #b272f0bb
-def tiny_unet(channels=(64, 128, 128), cross_attention_dim: int = 128):
+def tiny_unet(channels=(64, 128, 128), cross_attention_dim: int = 128, layers_per_block: int = 1):
     "A `UNet2DConditionModel` for 8×8×4 latents with cross-attention on `cross_attention_dim`-wide text states."
     from diffusers import UNet2DConditionModel
-    return UNet2DConditionModel(sample_size=8, in_channels=4, out_channels=4, block_out_channels=tuple(channels), layers_per_block=1,
+    return UNet2DConditionModel(sample_size=8, in_channels=4, out_channels=4, block_out_channels=tuple(channels), layers_per_block=layers_per_block,
                                 down_block_types=('CrossAttnDownBlock2D', 'CrossAttnDownBlock2D', 'DownBlock2D'),
                                 up_block_types=('UpBlock2D', 'CrossAttnUpBlock2D', 'CrossAttnUpBlock2D'),
                                 cross_attention_dim=cross_attention_dim, attention_head_dim=8, norm_num_groups=16)
@@ -91,14 +93,20 @@ def sd_scheduler(kind: str = 'pndm'):
     raise ValueError(f"unknown scheduler kind {kind!r}: choose 'pndm', 'ddim' or 'ddpm'")
 
 # %% ../nbs/10_tiny.ipynb #9b1df544
-def unet_loss(models: torch.nn.ModuleDict, batch: dict, noise_scheduler) -> torch.Tensor:
-    "MSE between the noise added to latents and the UNet's prediction of it, conditioned on the captions."
+def unet_loss(models: torch.nn.ModuleDict, batch: dict, noise_scheduler, snr_gamma: float | None = None) -> torch.Tensor:
+    "MSE between the noise added to latents and the UNet's prediction of it, conditioned on the captions (optionally Min-SNR weighted)."
     z0 = batch['latents']
     noise = torch.randn_like(z0)
     t = torch.randint(0, noise_scheduler.config.num_train_timesteps, (len(z0),), device=z0.device)
     zt = noise_scheduler.add_noise(z0, noise, t)
     text = models['text_encoder'](batch['input_ids'])[0]
-    return F.mse_loss(models['unet'](zt, t, text).sample, noise)
+    err = F.mse_loss(models['unet'](zt, t, text).sample, noise, reduction='none').mean((1, 2, 3))
+    if snr_gamma is None: return err.mean()
+    # Min-SNR (Hang et al. 2023): weight each picture by min(SNR, γ)/SNR, so the many nearly-clean, easy steps
+    # stop pulling against the noisy ones where the digit's shape is decided
+    abar = noise_scheduler.alphas_cumprod.to(z0.device)[t]
+    snr = abar / (1 - abar)
+    return (err * snr.clamp(max=snr_gamma) / snr).mean()
 
 # %% ../nbs/10_tiny.ipynb #78caca36
 def _stage_done(path: Path) -> bool: return (path / '.done').exists()
@@ -193,7 +201,7 @@ def train_tiny(out, recipe: TinyRecipe = TinyRecipe(), progress: bool = True, lo
         empty = sclip.tokenize(tok, [''])[0]
         text_encoder = CLIPTextModel.from_pretrained(clip_dir)
         text_encoder.requires_grad_(r.train_text_encoder)
-        models = torch.nn.ModuleDict(dict(unet=tiny_unet(r.unet_channels, r.width), text_encoder=text_encoder))
+        models = torch.nn.ModuleDict(dict(unet=tiny_unet(r.unet_channels, r.width, r.unet_layers), text_encoder=text_encoder))
         noise_scheduler = sd_scheduler('ddpm')
         pick = batch_sampler(len(images), r.unet_batch, r.seed + 4)
         def get(s):
@@ -202,7 +210,7 @@ def train_tiny(out, recipe: TinyRecipe = TinyRecipe(), progress: bool = True, lo
             z = (mean[i] + std[i] * torch.randn(mean[i].shape, generator=g)) * sf  # a fresh sample of each latent
             drop = torch.rand(len(i), generator=g) < r.caption_dropout            # the empty caption teaches "no prompt"
             return dict(latents=z, input_ids=torch.where(drop[:, None], empty, ids[i]))
-        losses = fit(models, lambda m, b: unet_loss(m, b, noise_scheduler), get, r.unet_steps, lr=r.unet_lr,
+        losses = fit(models, lambda m, b: unet_loss(m, b, noise_scheduler, r.snr_gamma), get, r.unet_steps, lr=r.unet_lr,
                      ckpt_dir=ckpt('unet'), desc='unet', accelerator=acc, progress=progress)
         models = acc.unwrap_model(models).cpu()
         report['unet_loss'] = [losses[0], float(np.mean(losses[-50:]))]
