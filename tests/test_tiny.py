@@ -1,0 +1,44 @@
+"The tiny recipe's pieces: the UNet's shape knobs and the training loss."
+import pytest, torch
+from sdfound.tiny import tiny_unet, sd_scheduler, unet_loss, TinyRecipe
+
+class _TextEncoder(torch.nn.Module):
+    "Stands in for CLIP's text encoder: token ids → (batch, tokens, width) states."
+    def __init__(self, width=32):
+        super().__init__(); self.emb = torch.nn.Embedding(50, width)
+    def forward(self, ids): return (self.emb(ids),)
+
+def _models(lpb=1):
+    torch.manual_seed(0)
+    return torch.nn.ModuleDict(dict(unet=tiny_unet((16, 32, 32), 32, lpb), text_encoder=_TextEncoder()))
+
+def test_layers_per_block_adds_resnets_and_parameters():
+    one, two = tiny_unet((16, 32, 32), 32, 1), tiny_unet((16, 32, 32), 32, 2)
+    assert len(one.down_blocks[0].resnets) == 1 and len(two.down_blocks[0].resnets) == 2
+    assert sum(p.numel() for p in two.parameters()) > sum(p.numel() for p in one.parameters())
+    assert TinyRecipe().unet_layers == 1
+
+def _loss(models, batch, ns, gamma, seed=0):
+    torch.manual_seed(seed)
+    return unet_loss(models, batch, ns, gamma)
+
+def test_min_snr_weighting_matches_a_hand_computation():
+    ns, m = sd_scheduler('ddpm'), _models()
+    batch = dict(latents=torch.randn(64, 4, 8, 8), input_ids=torch.randint(0, 50, (64, 6)))
+    plain, weighted = _loss(m, batch, ns, None), _loss(m, batch, ns, 5.0)
+    # redo the same draws by hand: same noise, same time steps, per-picture errors weighted by min(SNR, 5)/SNR
+    torch.manual_seed(0)
+    noise = torch.randn_like(batch['latents']); t = torch.randint(0, 1000, (64,))
+    with torch.no_grad():
+        pred = m['unet'](ns.add_noise(batch['latents'], noise, t), t, m['text_encoder'](batch['input_ids'])[0]).sample
+    err = ((pred - noise) ** 2).mean((1, 2, 3))
+    snr = ns.alphas_cumprod[t] / (1 - ns.alphas_cumprod[t])
+    torch.testing.assert_close(plain.detach(), err.mean(), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(weighted.detach(), (err * torch.minimum(snr, torch.tensor(5.0)) / snr).mean(), rtol=1e-5, atol=1e-6)
+    assert (snr > 5).any() and weighted < plain  # some nearly-clean steps were drawn, and they now count less
+
+def test_min_snr_changes_nothing_when_gamma_exceeds_every_snr():
+    ns, m = sd_scheduler('ddpm'), _models()
+    batch = dict(latents=torch.randn(8, 4, 8, 8), input_ids=torch.randint(0, 50, (8, 6)))
+    huge = float(ns.alphas_cumprod[0] / (1 - ns.alphas_cumprod[0])) * 2
+    torch.testing.assert_close(_loss(m, batch, ns, huge), _loss(m, batch, ns, None))
