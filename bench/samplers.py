@@ -48,6 +48,13 @@ def by_hand_vs_pipeline(pipe, prompts, steps=20, repeats=3):
     print(f"\nby-hand loop {best['by hand']:.1f} ms/picture, pipeline {best['pipeline']:.1f} ms/picture "
           f"({steps} DDIM steps, batch 1, best of {repeats}): ratio by hand / pipeline = {best['by hand'] / best['pipeline']:.2f}")
 
+def fingerprint(pipe) -> str:
+    "A short hash of the UNet's weights: which model a stored result belongs to."
+    import hashlib
+    h = hashlib.sha256()
+    for k, v in sorted(pipe.unet.state_dict().items()): h.update(k.encode()); h.update(v.float().numpy().tobytes())
+    return h.hexdigest()[:12]
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument('--n', type=int, default=500); ap.add_argument('--batch', type=int, default=100)
@@ -71,9 +78,10 @@ def main():
 
     rows = []
     ref_file = RESULTS / f'samplers_reference_n{a.n}.json'
+    model_id = fingerprint(pipe)  # a stored reference counts only for the weights it was measured on
     if not a.skip_reference:
         x, ms = run('DDPM 1000', diffusers_sampler('ddpm', 1000, timestep_spacing='trailing'), prompts, a.batch)  # every step, 999 … 0
-        ref = dict(name='DDPM 1000 (reference)', steps=1000, fid=fid(clf, real_x, x), ms=ms, **adherence(classify(clf, x), wanted))
+        ref = dict(name='DDPM 1000 (reference)', model=model_id, steps=1000, fid=fid(clf, real_x, x), ms=ms, **adherence(classify(clf, x), wanted))
         RESULTS.mkdir(exist_ok=True); ref_file.write_text(json.dumps(ref)); rows.append(ref)
         print(f"reference stored in {ref_file}: {ref}")
     if a.reference_only: return
@@ -88,8 +96,9 @@ def main():
             x, ms = run(label, optimiser(update, steps), prompts, a.batch)
             rows.append(dict(name=f'{label} {steps}', steps=steps, fid=fid(clf, real_x, x), ms=ms, **adherence(classify(clf, x), wanted)))
     if a.skip_reference:  # computed by another process (--reference-only); wait for it
-        if not ref_file.exists(): print(f"waiting for {ref_file} (run --reference-only beside this one)", flush=True)
-        while not ref_file.exists(): time.sleep(30)
+        fresh = lambda: ref_file.exists() and json.loads(ref_file.read_text()).get('model') == model_id
+        if not fresh(): print(f"waiting for {ref_file} of this model (run --reference-only beside this one)", flush=True)
+        while not fresh(): time.sleep(30)
         rows.insert(0, json.loads(ref_file.read_text()))
     ref_fid = rows[0]['fid']
     print(f"{a.n} prompts (held-out DigitScenes captions), guidance 7.5, same seeds; FID on the evaluator's features; CPU threads={torch.get_num_threads()}\n")
