@@ -13,7 +13,7 @@ from PIL import Image
 
 # %% auto #0
 __all__ = ['get_device', 'default_model', 'seed_everything', 'pil_to_tensor', 'tensor_to_pil', 'image_grid', 'show_images',
-           'save_weights', 'load_weights', 'fit']
+           'save_weights', 'load_weights', 'lr_shape', 'native_bf16', 'fit']
 
 # %% ../nbs/00_core.ipynb #aa46031f
 def get_device(device: str | torch.device | None = None, dtype: torch.dtype | None = None) -> tuple[torch.device, torch.dtype]:
@@ -118,11 +118,28 @@ def load_weights(cls, path, what: str = 'model') -> torch.nn.Module:
     return model.eval()
 
 # %% ../nbs/00_core.ipynb #82f49233
+def lr_shape(steps: int, warmup: int = 100, restart_at: int | None = None):
+    "`step → factor` of the learning rate: a linear warm-up, then a cosine decay to 10% at `steps`. With `restart_at`, the first `restart_at` steps decay on a cosine of their own, then the rate jumps back up to the long cosine (a warm restart)."
+    import math
+    cosine = lambda s, n: 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(s, n) / n))
+    def shape(s):
+        n = restart_at if restart_at and restart_at < steps and s < restart_at else steps
+        return min(1, (s + 1) / warmup) * cosine(s, n)
+    return shape
+
+def native_bf16() -> bool:
+    "Does this machine multiply bfloat16 natively (a recent CUDA GPU; a CPU with AVX512-BF16 or AMX)? There, bf16 mixed precision trains faster; elsewhere it may be slower."
+    from pathlib import Path
+    if torch.cuda.is_available(): return torch.cuda.is_bf16_supported()
+    try: flags = Path('/proc/cpuinfo').read_text().split()
+    except OSError: return False  # not Linux: no cheap way to know, so stay in float32
+    return 'avx512_bf16' in flags or 'amx_bf16' in flags
+
 def fit(model: torch.nn.Module, loss_fn, get_batch, steps: int, lr: float = 1e-3, weight_decay: float = 0.01,
-        warmup: int = 100, ckpt_dir: str | os.PathLike | None = None, ckpt_every: int = 500, desc: str = 'train',
-        accelerator=None, progress: bool = True) -> list[float]:
-    "Train `model` for `steps` AdamW steps on `loss_fn(model, get_batch(step))`; checkpoint to/resume from `ckpt_dir`; the model ends where it started (e.g. the CPU). Returns the losses."
-    import contextlib, json, math
+        warmup: int = 100, restart_at: int | None = None, ckpt_dir: str | os.PathLike | None = None, ckpt_every: int = 500,
+        desc: str = 'train', accelerator=None, bf16: bool = False, progress: bool = True) -> list[float]:
+    "Train `model` for `steps` AdamW steps on `loss_fn(model, get_batch(step))`; checkpoint to/resume from `ckpt_dir`; the model ends where it started (e.g. the CPU). With `bf16`, the forward pass runs in bfloat16 autocast on float32 weights. Returns the losses."
+    import contextlib, json
     from pathlib import Path
     from torch.nn.attention import sdpa_kernel, SDPBackend
     from accelerate import Accelerator
@@ -130,9 +147,7 @@ def fit(model: torch.nn.Module, loss_fn, get_batch, steps: int, lr: float = 1e-3
     if steps < 1: raise ValueError(f"steps must be ≥ 1, got {steps}")
     acc = accelerator or Accelerator()
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
-    # linear warm-up, then cosine decay to 10% of `lr`
-    shape = lambda s: min(1, (s + 1) / warmup) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps)))
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, shape)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_shape(steps, warmup, restart_at))
     home = next(model.parameters()).device  # where the model goes back to: later code uses it there
     model, opt, sched = acc.prepare(model, opt, sched)
     start, losses = 0, []
@@ -144,10 +159,12 @@ def fit(model: torch.nn.Module, loss_fn, get_batch, steps: int, lr: float = 1e-3
     # on the CPU, PyTorch's flash-attention backward is slow for small heads: the plain "math" kernel
     # makes a tiny-UNet training step about 16% faster (the kernel is chosen in the forward pass)
     attention = (lambda: sdpa_kernel(SDPBackend.MATH)) if acc.device.type == 'cpu' else contextlib.nullcontext
+    # our own autocast rather than Accelerate's `mixed_precision`, which is fixed once per process
+    half = (lambda: torch.autocast(acc.device.type, dtype=torch.bfloat16)) if bf16 else contextlib.nullcontext
     bar = tqdm(range(start, steps), desc=desc, initial=start, total=steps, disable=not (progress and acc.is_main_process))
     for step in bar:
         batch = {k: v.to(acc.device) if torch.is_tensor(v) else v for k, v in get_batch(step).items()}
-        with acc.autocast(), attention():
+        with acc.autocast(), attention(), half():
             loss = loss_fn(model, batch)
         acc.backward(loss)
         acc.clip_grad_norm_(model.parameters(), 1.0)

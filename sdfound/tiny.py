@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from .core import fit, seed_everything
+from .core import fit, native_bf16, seed_everything
 from .data import DigitScenes, FONTS, COLOURS, caption, parse_caption
 
 # %% auto #0
@@ -48,9 +48,11 @@ class TinyRecipe:
     unet_steps: int = 6000
     unet_batch: int = 128
     unet_lr: float = 1e-3
+    unet_restart_at: int | None = 3000  # the learning rate decays over the first 3,000 steps, then restarts (see `lr_shape`)
     caption_dropout: float = 0.1
     snr_gamma: float | None = None   # Min-SNR loss weighting (None: plain MSE, as SD)
     train_text_encoder: bool = True  # fine-tune CLIP's text encoder with the UNet (SD freezes it)
+    mixed_precision: str = 'auto'    # 'bf16', 'no', or 'auto' (bf16 where the hardware multiplies it natively); the VAE stays float32
 
 # %% ../nbs/10_tiny.ipynb #c31b4080
 def render_pictures(ds: DigitScenes) -> tuple[torch.Tensor, list[str], dict]:
@@ -114,15 +116,19 @@ def _mark_done(path: Path) -> None: (path / '.done').write_text(time.strftime('%
 
 def train_tiny(out, recipe: TinyRecipe = TinyRecipe(), progress: bool = True, log=print) -> dict:
     "Train every part of the tiny Stable Diffusion under folder `out`; returns a report of times and quality checks."
-    from accelerate import Accelerator
     from diffusers import StableDiffusionPipeline
     from transformers import CLIPModel, CLIPTextModel, CLIPTokenizer
     from sdfound import clip as sclip, vae as svae, evaluator as sev
     out = Path(out); out.mkdir(parents=True, exist_ok=True)
-    r, acc, report, t_all = recipe, Accelerator(), dict(recipe=asdict(recipe)), time.time()
+    r, report, t_all = recipe, dict(recipe=asdict(recipe)), time.time()
+    if r.mixed_precision not in ('auto', 'bf16', 'no'): raise ValueError(f"mixed_precision must be 'auto', 'bf16' or 'no', got {r.mixed_precision!r}")
+    # bf16 autocast (weights stay float32) for CLIP, the evaluator and the UNet: a tiny-UNet step on a CPU with
+    # AVX512-BF16 takes 0.57 s instead of 0.81
+    bf16 = native_bf16() if r.mixed_precision == 'auto' else r.mixed_precision == 'bf16'
+    report['mixed_precision'] = 'bf16' if bf16 else 'no'
     seed_everything(r.seed)
     stage_time = lambda name, t0: report.setdefault('seconds', {}).__setitem__(name, round(time.time() - t0, 1))
-    ckpt = lambda name: out / 'checkpoints' / name
+    ckpt = lambda name: out / 'checkpoints' / name  # each stage its own: `fit` saves only the model it trains
 
     t0 = time.time()
     ds = DigitScenes(r.n_images, seed=r.seed, fonts=TRAIN_FONTS)
@@ -138,8 +144,8 @@ def train_tiny(out, recipe: TinyRecipe = TinyRecipe(), progress: bool = True, lo
         model = CLIPModel(sclip.tiny_clip_config(tok, r.width))
         pick = sclip.same_colour_batches({k: v[:n] for k, v in labels.items()}, r.clip_groups, r.seed)
         get = lambda s: (lambda i: dict(input_ids=ids[i], pixel_values=to_unit(images[i])))(pick(s))
-        losses = fit(model, sclip.clip_loss, get, r.clip_steps, lr=1e-3, ckpt_dir=ckpt('clip'), desc='clip', accelerator=acc, progress=progress)
-        acc.unwrap_model(model).save_pretrained(clip_dir); tok.save_pretrained(clip_dir)
+        losses = fit(model, sclip.clip_loss, get, r.clip_steps, lr=1e-3, ckpt_dir=ckpt('clip'), desc='clip', bf16=bf16, progress=progress)
+        model.save_pretrained(clip_dir); tok.save_pretrained(clip_dir)
         report['clip_loss'] = [losses[0], float(np.mean(losses[-20:]))]
         _mark_done(clip_dir); stage_time('clip', t0)
     tok = CLIPTokenizer.from_pretrained(clip_dir)
@@ -150,9 +156,9 @@ def train_tiny(out, recipe: TinyRecipe = TinyRecipe(), progress: bool = True, lo
     if not _stage_done(vae_dir):
         vae = svae.tiny_vae(r.vae_channels)
         pick = batch_sampler(len(images), r.vae_batch, r.seed + 3)
+        # in float32: trained in bf16, this VAE gave back the wrong foreground colour 6% of the time instead of 1.6%
         fit(vae, svae.vae_loss, lambda s: dict(pixel_values=to_unit(images[pick(s)])), r.vae_steps, lr=1e-3,
-            ckpt_dir=ckpt('vae'), desc='vae', accelerator=acc, progress=progress)
-        vae = acc.unwrap_model(vae).cpu()
+            ckpt_dir=ckpt('vae'), desc='vae', progress=progress)
         vae.register_to_config(scaling_factor=svae.compute_scaling_factor(vae, to_unit(images[:4096])))
         vae.save_pretrained(vae_dir)
         _mark_done(vae_dir); stage_time('vae', t0)
@@ -174,8 +180,8 @@ def train_tiny(out, recipe: TinyRecipe = TinyRecipe(), progress: bool = True, lo
             use_recon = torch.rand(len(i), generator=torch.Generator().manual_seed(s)) < 0.5
             x = torch.where(use_recon[:, None, None, None], recon[i], images[i])
             return dict(pixel_values=to_unit(x), **{k: v[i] for k, v in labels.items()})
-        fit(clf, sev.classifier_loss, get, r.eval_steps, lr=2e-3, ckpt_dir=ckpt('evaluator'), desc='evaluator', accelerator=acc, progress=progress)
-        sev.save_classifier(acc.unwrap_model(clf).cpu(), ev_dir)
+        fit(clf, sev.classifier_loss, get, r.eval_steps, lr=2e-3, ckpt_dir=ckpt('evaluator'), desc='evaluator', bf16=bf16, progress=progress)
+        sev.save_classifier(clf, ev_dir)
         _mark_done(ev_dir); stage_time('evaluator', t0)
     clf = sev.load_classifier(ev_dir)
 
@@ -211,8 +217,7 @@ def train_tiny(out, recipe: TinyRecipe = TinyRecipe(), progress: bool = True, lo
             drop = torch.rand(len(i), generator=g) < r.caption_dropout            # the empty caption teaches "no prompt"
             return dict(latents=z, input_ids=torch.where(drop[:, None], empty, ids[i]))
         losses = fit(models, lambda m, b: unet_loss(m, b, noise_scheduler, r.snr_gamma), get, r.unet_steps, lr=r.unet_lr,
-                     ckpt_dir=ckpt('unet'), desc='unet', accelerator=acc, progress=progress)
-        models = acc.unwrap_model(models).cpu()
+                     restart_at=r.unet_restart_at, ckpt_dir=ckpt('unet'), desc='unet', bf16=bf16, progress=progress)
         report['unet_loss'] = [losses[0], float(np.mean(losses[-50:]))]
         # shipped with DDIM: on the 3,000-step UNet, at 30 steps, PNDM drew 62% right digits and 57% right colours, DDIM 88% and 93%
         pipe = StableDiffusionPipeline(vae=vae, text_encoder=models['text_encoder'], tokenizer=tok, unet=models['unet'],

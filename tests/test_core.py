@@ -79,3 +79,52 @@ def test_fit_loss_falls_and_resume_matches_an_uninterrupted_run(tmp_path):
 def test_fit_rejects_zero_steps():
     from sdfound.core import fit
     with pytest.raises(ValueError, match='steps must be'): fit(torch.nn.Linear(1, 1), None, None, steps=0)
+
+def test_lr_shape_warms_up_decays_and_restarts():
+    from sdfound.core import lr_shape
+    f = lr_shape(1000, warmup=100)
+    assert f(0) == pytest.approx(0.01) and f(49) == pytest.approx(0.5, abs=0.01) and f(99) > 0.97  # linear warm-up
+    assert f(500) == pytest.approx(0.55) and f(1000) == pytest.approx(0.1)       # cosine down to 10%
+    assert all(f(s) >= f(s + 1) for s in range(100, 1000))
+    g = lr_shape(1000, warmup=100, restart_at=400)
+    assert g(399) == pytest.approx(0.1, abs=1e-3)           # the first cycle ends low...
+    assert g(400) == pytest.approx(f(400))                  # ...then jumps back up to the long cosine
+    assert [g(s) for s in range(400, 1001)] == [f(s) for s in range(400, 1001)]
+    assert [lr_shape(1000, restart_at=1000)(s) for s in range(1001)] == [f(s) for s in range(1001)]  # no restart left
+
+def test_fit_steps_with_the_lr_shape(monkeypatch):
+    from sdfound.core import fit, lr_shape
+    seen, step = [], torch.optim.AdamW.step
+    def recording_step(self, *a, **k):
+        seen.append(self.param_groups[0]['lr'])
+        return step(self, *a, **k)
+    monkeypatch.setattr(torch.optim.AdamW, 'step', recording_step)
+    fit(torch.nn.Linear(1, 1), lambda m, b: m(b['x']).pow(2).mean(), lambda s: dict(x=torch.ones(4, 1)), steps=30, lr=0.5, warmup=5,
+        restart_at=12, progress=False)
+    assert seen == pytest.approx([0.5 * lr_shape(30, 5, 12)(s) for s in range(30)])
+
+def test_fit_in_bf16_mixed_precision_keeps_float32_weights():
+    from sdfound.core import fit
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(1, 16), torch.nn.Tanh(), torch.nn.Linear(16, 1))
+    xs = torch.linspace(-1, 1, 32)[:, None]
+    dtypes = []
+    def loss_fn(m, b):
+        y = m(b['x']); dtypes.append(y.dtype)
+        return ((y.float() - torch.sin(3 * b['x'])) ** 2).mean()
+    losses = fit(net, loss_fn, lambda s: dict(x=xs), steps=60, lr=0.02, warmup=5, bf16=True, progress=False)
+    assert set(dtypes) == {torch.bfloat16}                     # the forward pass ran in bf16...
+    assert all(p.dtype == torch.float32 for p in net.parameters())  # ...on float32 master weights
+    assert losses[-1] < losses[0] / 2
+
+@pytest.mark.parametrize('cpuinfo,expected', [('flags : fpu avx512f avx512_bf16 sse', True), ('flags : fpu amx_bf16', True),
+                                              ('flags : fpu avx2 avx512f', False), (None, False)])
+def test_native_bf16_reads_the_cpu_flags(monkeypatch, cpuinfo, expected):
+    import pathlib
+    from sdfound.core import native_bf16
+    def read_text(self, *a, **k):
+        if cpuinfo is None: raise OSError('no /proc here')
+        return cpuinfo
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: False)
+    monkeypatch.setattr(pathlib.Path, 'read_text', read_text)
+    assert native_bf16() is expected

@@ -1,5 +1,5 @@
 """The shipped tiny model and `sdfound generate`: loads offline, every option works, bad input is one clear error."""
-import os, subprocess
+import json, os, subprocess
 from pathlib import Path
 import numpy as np, pytest, torch
 from PIL import Image
@@ -107,6 +107,15 @@ def test_train_tiny_quick_runs_end_to_end(tmp_path):
     pipe = StableDiffusionPipeline.from_pretrained(tmp_path / 'run' / 'tiny', dtype=torch.float32, safety_checker=None, requires_safety_checker=False)
     img = pipe('a red 7 on a blue background', num_inference_steps=2, generator=torch.Generator().manual_seed(0)).images[0]
     assert img.size == (64, 64)
+    from sdfound.core import native_bf16
+    assert json.loads((tmp_path / 'run' / 'report.json').read_text())['mixed_precision'] == ('bf16' if native_bf16() else 'no')
     # the same command resumes: every stage is already done, so it finishes without training again
     r2 = cli('train', 'tiny', '--quick', '--out', tmp_path / 'run')
     assert r2.returncode == 0 and 'clip:' not in r2.stderr
+    # a run cut short in the UNet stage resumes from that stage's checkpoint, which holds the UNet's training alone
+    state = tmp_path / 'run' / 'checkpoints' / 'unet' / 'state'
+    assert sorted(p.name for p in state.glob('model*.safetensors')) == ['model.safetensors']
+    import shutil; shutil.rmtree(tmp_path / 'run' / 'tiny')
+    r3 = cli('train', 'tiny', '--quick', '--out', tmp_path / 'run')
+    assert r3.returncode == 0, r3.stderr[-2000:]
+    assert 'vae:' not in r3.stderr and (tmp_path / 'run' / 'tiny' / 'model_index.json').exists()
