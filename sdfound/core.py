@@ -137,19 +137,24 @@ def native_bf16() -> bool:
 
 def fit(model: torch.nn.Module, loss_fn, get_batch, steps: int, lr: float = 1e-3, weight_decay: float = 0.01,
         warmup: int = 100, restart_at: int | None = None, ckpt_dir: str | os.PathLike | None = None, ckpt_every: int = 500,
-        desc: str = 'train', accelerator=None, bf16: bool = False, progress: bool = True) -> list[float]:
-    "Train `model` for `steps` AdamW steps on `loss_fn(model, get_batch(step))`; checkpoint to/resume from `ckpt_dir`; the model ends where it started (e.g. the CPU). With `bf16`, the forward pass runs in bfloat16 autocast on float32 weights. Returns the losses."
+        desc: str = 'train', accelerator=None, bf16: bool = False, ema: float | None = None, progress: bool = True) -> list[float]:
+    "Train `model` for `steps` AdamW steps on `loss_fn(model, get_batch(step))`; checkpoint to/resume from `ckpt_dir`; the model ends where it started (e.g. the CPU). With `bf16`, the forward pass runs in bfloat16 autocast on float32 weights; with `ema` (a decay such as 0.999), the model ends with the exponential moving average of its weights. Returns the losses."
     import contextlib, json
     from pathlib import Path
     from torch.nn.attention import sdpa_kernel, SDPBackend
     from accelerate import Accelerator
+    from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
     from tqdm.auto import tqdm
     if steps < 1: raise ValueError(f"steps must be ≥ 1, got {steps}")
     acc = accelerator or Accelerator()
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_shape(steps, warmup, restart_at))
     home = next(model.parameters()).device  # where the model goes back to: later code uses it there
+    if ema is not None and not 0 < ema < 1: raise ValueError(f"ema must be a decay between 0 and 1, got {ema}")
     model, opt, sched = acc.prepare(model, opt, sched)
+    # the average of the last ~1/(1-ema) steps' weights: less noisy than the last step's, as the weights jitter around a minimum
+    averaged = AveragedModel(acc.unwrap_model(model), multi_avg_fn=get_ema_multi_avg_fn(ema)) if ema else None
+    if averaged: acc.register_for_checkpointing(averaged)
     start, losses = 0, []
     ckpt = Path(ckpt_dir) if ckpt_dir else None
     if ckpt and (ckpt / 'progress.json').exists():
@@ -169,11 +174,13 @@ def fit(model: torch.nn.Module, loss_fn, get_batch, steps: int, lr: float = 1e-3
         acc.backward(loss)
         acc.clip_grad_norm_(model.parameters(), 1.0)
         opt.step(); sched.step(); opt.zero_grad()
+        if averaged: averaged.update_parameters(acc.unwrap_model(model))
         losses.append(loss.item())
         if step % 20 == 0: bar.set_postfix(loss=f'{np.mean(losses[-20:]):.4f}')
         if ckpt and ((step + 1) % ckpt_every == 0 or step + 1 == steps):
             acc.save_state(str(ckpt / 'state'))
             if acc.is_main_process: (ckpt / 'progress.json').write_text(json.dumps(dict(step=step + 1, losses=losses)))
     model.eval()
+    if averaged: acc.unwrap_model(model).load_state_dict(averaged.module.state_dict())
     acc.unwrap_model(model).to(home)
     return losses

@@ -49,6 +49,7 @@ class TinyRecipe:
     unet_batch: int = 128
     unet_lr: float = 1e-3
     unet_restart_at: int | None = 3000  # the learning rate decays over the first 3,000 steps, then restarts (see `lr_shape`)
+    unet_ema: float | None = None     # keep an exponential moving average of the UNet's (and text encoder's) weights with this decay, and ship it
     caption_dropout: float = 0.1
     snr_gamma: float | None = None   # Min-SNR loss weighting (None: plain MSE, as SD)
     train_text_encoder: bool = True  # fine-tune CLIP's text encoder with the UNet (SD freezes it)
@@ -217,7 +218,7 @@ def train_tiny(out, recipe: TinyRecipe = TinyRecipe(), progress: bool = True, lo
             drop = torch.rand(len(i), generator=g) < r.caption_dropout            # the empty caption teaches "no prompt"
             return dict(latents=z, input_ids=torch.where(drop[:, None], empty, ids[i]))
         losses = fit(models, lambda m, b: unet_loss(m, b, noise_scheduler, r.snr_gamma), get, r.unet_steps, lr=r.unet_lr,
-                     restart_at=r.unet_restart_at, ckpt_dir=ckpt('unet'), desc='unet', bf16=bf16, progress=progress)
+                     restart_at=r.unet_restart_at, ema=r.unet_ema, ckpt_dir=ckpt('unet'), desc='unet', bf16=bf16, progress=progress)
         report['unet_loss'] = [losses[0], float(np.mean(losses[-50:]))]
         # shipped with DDIM: on the 3,000-step UNet, at 30 steps, PNDM drew 62% right digits and 57% right colours, DDIM 88% and 93%
         pipe = StableDiffusionPipeline(vae=vae, text_encoder=models['text_encoder'], tokenizer=tok, unet=models['unet'],

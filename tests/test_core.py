@@ -117,6 +117,45 @@ def test_fit_in_bf16_mixed_precision_keeps_float32_weights():
     assert all(p.dtype == torch.float32 for p in net.parameters())  # ...on float32 master weights
     assert losses[-1] < losses[0] / 2
 
+def test_fit_with_ema_ends_on_the_moving_average_of_the_weights(monkeypatch):
+    from sdfound.core import fit
+    after, step = [], torch.optim.AdamW.step
+    def recording_step(self, *a, **k):
+        out = step(self, *a, **k)
+        after.append([p.detach().clone() for p in self.param_groups[0]['params']])
+        return out
+    monkeypatch.setattr(torch.optim.AdamW, 'step', recording_step)
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(1, 16), torch.nn.Tanh(), torch.nn.Linear(16, 1))
+    xs = torch.linspace(-1, 1, 32)[:, None]
+    fit(net, lambda m, b: ((m(b['x']) - torch.sin(3 * b['x'])) ** 2).mean(), lambda s: dict(x=xs), steps=30, lr=0.05, warmup=5, ema=0.8, progress=False)
+    expected = after[0]  # the average starts at the first step's weights, then each step pulls it 20% of the way
+    for w in after[1:]: expected = [0.8 * e + 0.2 * x for e, x in zip(expected, w)]
+    for p, e, last in zip(net.parameters(), expected, after[-1]):
+        torch.testing.assert_close(p, e)
+        assert not torch.allclose(p, last)  # not the last step's weights
+
+def test_fit_with_ema_resumes_its_average(tmp_path):
+    from sdfound.core import fit
+    xs = torch.linspace(-1, 1, 32)[:, None]
+    loss_fn = lambda m, b: ((m(b['x']) - torch.sin(3 * b['x'])) ** 2).mean()
+    def net():
+        torch.manual_seed(0)
+        return torch.nn.Sequential(torch.nn.Linear(1, 16), torch.nn.Tanh(), torch.nn.Linear(16, 1))
+    kw = dict(steps=40, lr=0.05, warmup=5, ema=0.9, ckpt_every=10, progress=False)
+    a = net(); fit(a, loss_fn, lambda s: dict(x=xs), ckpt_dir=tmp_path / 'a', **kw)
+    def failing(step):
+        if step == 25: raise KeyboardInterrupt
+        return dict(x=xs)
+    with pytest.raises(KeyboardInterrupt): fit(net(), loss_fn, failing, ckpt_dir=tmp_path / 'b', **kw)
+    b = net(); fit(b, loss_fn, lambda s: dict(x=xs), ckpt_dir=tmp_path / 'b', **kw)
+    for pa, pb in zip(a.parameters(), b.parameters()): torch.testing.assert_close(pa, pb)
+
+@pytest.mark.parametrize('ema', [0, 1, 1.5, -0.1])
+def test_fit_rejects_an_ema_outside_0_1(ema):
+    from sdfound.core import fit
+    with pytest.raises(ValueError, match='ema must be'): fit(torch.nn.Linear(1, 1), None, None, steps=5, ema=ema)
+
 @pytest.mark.parametrize('cpuinfo,expected', [('flags : fpu avx512f avx512_bf16 sse', True), ('flags : fpu amx_bf16', True),
                                               ('flags : fpu avx2 avx512f', False), (None, False)])
 def test_native_bf16_reads_the_cpu_flags(monkeypatch, cpuinfo, expected):
