@@ -184,6 +184,9 @@ def train_tiny(out, recipe: TinyRecipe = TinyRecipe(), progress: bool = True, lo
         fit(clf, sev.classifier_loss, get, r.eval_steps, lr=2e-3, ckpt_dir=ckpt('evaluator'), desc='evaluator', bf16=bf16, progress=progress)
         sev.save_classifier(clf, ev_dir)
         _mark_done(ev_dir); stage_time('evaluator', t0)
+    # the checks and the UNet start again from the recipe's seed, whatever ran before: a run resumed after the
+    # evaluator, or a UNet variant trained on a finished run's parts (`bench/unet_variants.py`), trains the same UNet
+    seed_everything(r.seed)
     clf = sev.load_classifier(ev_dir)
 
     # the checks: the evaluator reads held-out pictures, and the VAE keeps digits and colours readable

@@ -112,10 +112,19 @@ def test_train_tiny_quick_runs_end_to_end(tmp_path):
     # the same command resumes: every stage is already done, so it finishes without training again
     r2 = cli('train', 'tiny', '--quick', '--out', tmp_path / 'run')
     assert r2.returncode == 0 and 'clip:' not in r2.stderr
+    # a run resumed after its evaluator stage trains the same UNet as the uninterrupted run: the UNet starts from the seed
+    import shutil
+    for part in ('tiny-clip', 'vae', 'evaluator'): shutil.copytree(tmp_path / 'run' / part, tmp_path / 'resumed' / part)
+    r_after = cli('train', 'tiny', '--quick', '--out', tmp_path / 'resumed')
+    assert r_after.returncode == 0 and 'clip:' not in r_after.stderr, r_after.stderr[-2000:]
+    from safetensors.torch import load_file
+    unet = lambda run: load_file(tmp_path / run / 'tiny' / 'unet' / 'diffusion_pytorch_model.safetensors')
+    a, b = unet('run'), unet('resumed')
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     # a run cut short in the UNet stage resumes from that stage's checkpoint, which holds the UNet's training alone
     state = tmp_path / 'run' / 'checkpoints' / 'unet' / 'state'
     assert sorted(p.name for p in state.glob('model*.safetensors')) == ['model.safetensors']
-    import shutil; shutil.rmtree(tmp_path / 'run' / 'tiny')
+    shutil.rmtree(tmp_path / 'run' / 'tiny')
     r3 = cli('train', 'tiny', '--quick', '--out', tmp_path / 'run')
     assert r3.returncode == 0, r3.stderr[-2000:]
     assert 'vae:' not in r3.stderr and (tmp_path / 'run' / 'tiny' / 'model_index.json').exists()
