@@ -146,11 +146,11 @@ def fit(model: torch.nn.Module, loss_fn, get_batch, steps: int, lr: float = 1e-3
     from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
     from tqdm.auto import tqdm
     if steps < 1: raise ValueError(f"steps must be ≥ 1, got {steps}")
+    if ema is not None and not 0 < ema < 1: raise ValueError(f"ema must be a decay between 0 and 1, got {ema}")
     acc = accelerator or Accelerator()
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_shape(steps, warmup, restart_at))
     home = next(model.parameters()).device  # where the model goes back to: later code uses it there
-    if ema is not None and not 0 < ema < 1: raise ValueError(f"ema must be a decay between 0 and 1, got {ema}")
     model, opt, sched = acc.prepare(model, opt, sched)
     # the average of the last ~1/(1-ema) steps' weights: less noisy than the last step's, as the weights jitter around a minimum
     averaged = AveragedModel(acc.unwrap_model(model), multi_avg_fn=get_ema_multi_avg_fn(ema)) if ema else None
