@@ -1,14 +1,15 @@
-"""Seconds per training step of the tiny model's UNet (with its text encoder) and VAE, float32 vs bf16 autocast.
+"""Seconds per training step of the tiny model's UNet (with its text encoder), CLIP and VAE: float32 vs bf16 autocast,
+PyTorch's fused attention kernel vs plain matmul-and-softmax attention (`sdfound.tiny.plain_attention`).
 
     python bench/train_step.py            # both cores
-Random batches of the recipe's sizes (UNet 128 latents, VAE 64 pictures); 3 warm-up and 8 timed steps each, with the
-"math" attention kernel that `sdfound.core.fit` uses on the CPU. Prints a markdown table."""
+Random batches of the recipe's sizes (UNet 128 latents, CLIP 250 pairs, VAE 64 pictures); 3 warm-up and 8 timed
+steps each, the fused kernel being the "math" one that `sdfound.core.fit` picks on the CPU. Prints a markdown table."""
 import contextlib, time
 import torch
 from torch.nn.attention import sdpa_kernel, SDPBackend
-from transformers import CLIPTextModel
-from sdfound import vae as svae
-from sdfound.tiny import TinyRecipe, models_dir, tiny_unet, unet_loss, sd_scheduler
+from transformers import CLIPModel, CLIPTextModel, CLIPTokenizer
+from sdfound import clip as sclip, vae as svae
+from sdfound.tiny import TinyRecipe, models_dir, plain_attention, tiny_unet, unet_loss, sd_scheduler
 
 def seconds_per_step(model, loss, bf16: bool, warmup: int = 3, timed: int = 8) -> float:
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
@@ -19,21 +20,34 @@ def seconds_per_step(model, loss, bf16: bool, warmup: int = 3, timed: int = 8) -
         l.backward(); opt.step(); opt.zero_grad()
     return (time.perf_counter() - t0) / timed
 
+def row(name, make_model, make_loss):
+    "Time a fresh model per cell, so each starts from the same weights and the optimiser from zero."
+    cells = []
+    for plain in (False, True):
+        for bf16 in (False, True):
+            torch.manual_seed(0)
+            m = make_model()
+            if plain: plain_attention(m)
+            cells.append(seconds_per_step(m, make_loss(m), bf16))
+    print(f"| {name} | {cells[0]:.3f} | {cells[1]:.3f} | {cells[2]:.3f} | {cells[3]:.3f} |")
+
 def main():
-    torch.manual_seed(0)
     r, ns = TinyRecipe(), sd_scheduler('ddpm')
-    te = CLIPTextModel.from_pretrained(models_dir() / 'tiny' / 'text_encoder', dtype=torch.float32)
-    ids = torch.randint(0, te.config.vocab_size, (r.unet_batch, te.config.max_position_embeddings))
-    print(f"| step (CPU threads={torch.get_num_threads()}) | float32 s | bf16 autocast s |\n|---|---:|---:|")
+    te_dir = models_dir() / 'tiny' / 'text_encoder'
+    tok = CLIPTokenizer.from_pretrained(models_dir() / 'tiny' / 'tokenizer')
+    ids = torch.randint(0, len(tok), (r.unet_batch, tok.model_max_length), generator=torch.Generator().manual_seed(0))
+    print(f"| step (CPU threads={torch.get_num_threads()}) | fused float32 s | fused bf16 s | plain float32 s | plain bf16 s |")
+    print("|---|---:|---:|---:|---:|")
     for frozen in (False, True):
-        te.requires_grad_(not frozen)
-        m = torch.nn.ModuleDict(dict(unet=tiny_unet(r.unet_channels, r.width, r.unet_layers), text_encoder=te))
+        def unet_and_text():
+            te = CLIPTextModel.from_pretrained(te_dir, dtype=torch.float32).requires_grad_(not frozen)
+            return torch.nn.ModuleDict(dict(unet=tiny_unet(r.unet_channels, r.width, r.unet_layers), text_encoder=te))
         b = dict(latents=torch.randn(r.unet_batch, 4, 8, 8), input_ids=ids)
-        t = [seconds_per_step(m, lambda: unet_loss(m, b, ns), bf16) for bf16 in (False, True)]
-        print(f"| UNet + text encoder{' (frozen)' if frozen else ''}, batch {r.unet_batch} | {t[0]:.3f} | {t[1]:.3f} |")
-    vae = svae.tiny_vae(r.vae_channels)
-    b = dict(pixel_values=torch.rand(r.vae_batch, 3, 64, 64) * 2 - 1)
-    t = [seconds_per_step(vae, lambda: svae.vae_loss(vae, b), bf16) for bf16 in (False, True)]
-    print(f"| VAE, batch {r.vae_batch} | {t[0]:.3f} | {t[1]:.3f} |")
+        row(f"UNet + text encoder{' (frozen)' if frozen else ''}, batch {r.unet_batch}", unet_and_text, lambda m: lambda: unet_loss(m, b, ns))
+    n = r.clip_groups * 10
+    cb = dict(input_ids=ids[:n].repeat(2, 1)[:n], pixel_values=torch.rand(n, 3, 64, 64) * 2 - 1)
+    row(f"CLIP, batch {n}", lambda: CLIPModel(sclip.tiny_clip_config(tok, r.width)), lambda m: lambda: sclip.clip_loss(m, cb))
+    vb = dict(pixel_values=torch.rand(r.vae_batch, 3, 64, 64) * 2 - 1)
+    row(f"VAE, batch {r.vae_batch}", lambda: svae.tiny_vae(r.vae_channels), lambda m: lambda: svae.vae_loss(m, vb))
 
 if __name__ == '__main__': main()

@@ -42,3 +42,31 @@ def test_min_snr_changes_nothing_when_gamma_exceeds_every_snr():
     batch = dict(latents=torch.randn(8, 4, 8, 8), input_ids=torch.randint(0, 50, (8, 6)))
     huge = float(ns.alphas_cumprod[0] / (1 - ns.alphas_cumprod[0])) * 2
     torch.testing.assert_close(_loss(m, batch, ns, huge), _loss(m, batch, ns, None))
+
+def test_plain_attention_computes_what_the_fused_kernel_does():
+    "The CPU speed-up swaps how attention is computed, not what: same outputs and gradients, UNet and CLIP alike."
+    import copy
+    from diffusers.models.attention_processor import AttnProcessor
+    from transformers import CLIPModel, CLIPTokenizer
+    from sdfound import clip as sclip
+    from sdfound.tiny import plain_attention, models_dir
+    torch.manual_seed(0)
+    unet = tiny_unet((16, 32, 32), 32)
+    z, t, text = torch.randn(4, 4, 8, 8), torch.tensor([1, 200, 500, 999]), torch.randn(4, 7, 32)
+    fused_unet = copy.deepcopy(unet)
+    assert plain_attention(unet) is unet
+    assert all(isinstance(p, AttnProcessor) for p in unet.attn_processors.values())
+    assert not any(isinstance(p, AttnProcessor) for p in fused_unet.attn_processors.values())
+    outs = [m(z, t, text).sample for m in (fused_unet, unet)]
+    torch.testing.assert_close(outs[1], outs[0], rtol=1e-4, atol=1e-5)
+    grads = [torch.autograd.grad(o.square().sum(), m.down_blocks[0].attentions[0].transformer_blocks[0].attn2.to_q.weight)[0]
+             for o, m in zip(outs, (fused_unet, unet))]
+    torch.testing.assert_close(grads[1], grads[0], rtol=1e-4, atol=1e-5)
+
+    tok = CLIPTokenizer.from_pretrained(models_dir() / 'tiny' / 'tokenizer')
+    clip = CLIPModel(sclip.tiny_clip_config(tok, 32))
+    fused_clip = copy.deepcopy(clip)
+    plain_attention(clip)
+    assert clip.config._attn_implementation == 'eager' and fused_clip.config._attn_implementation != 'eager'
+    batch = dict(input_ids=sclip.tokenize(tok, ['a red 7 on a blue background', 'a 3']), pixel_values=torch.randn(2, 3, 64, 64))
+    torch.testing.assert_close(sclip.clip_loss(clip, batch), sclip.clip_loss(fused_clip, batch), rtol=1e-5, atol=1e-6)
