@@ -137,8 +137,8 @@ def train_tiny(out, recipe: TinyRecipe = TinyRecipe(), progress: bool = True, lo
     # AVX512-BF16 takes 0.53 s instead of 0.77
     bf16 = native_bf16() if r.mixed_precision == 'auto' else r.mixed_precision == 'bf16'
     report['mixed_precision'] = 'bf16' if bf16 else 'no'
-    # on the CPU, attention as plain matmuls and softmax beats PyTorch's fused kernels at these sizes: a UNet step
-    # takes 0.47 s instead of 0.55, a CLIP step 0.28 instead of 0.33 (`bench/train_step.py`); on a GPU the fused ones win
+    # on the CPU, attention as plain matmuls and softmax beats PyTorch's fused kernel at these sizes: a UNet step took
+    # 0.52 s instead of 0.64 in a whole run, a CLIP step 0.28 s instead of 0.33 (`bench/train_step.py`); on a GPU the fused ones win
     cpu = not torch.cuda.is_available()
     seed_everything(r.seed)
     stage_time = lambda name, t0: report.setdefault('seconds', {}).__setitem__(name, round(time.time() - t0, 1))
