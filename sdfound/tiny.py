@@ -138,7 +138,7 @@ def train_tiny(out, recipe: TinyRecipe = TinyRecipe(), progress: bool = True, lo
     bf16 = native_bf16() if r.mixed_precision == 'auto' else r.mixed_precision == 'bf16'
     report['mixed_precision'] = 'bf16' if bf16 else 'no'
     # on the CPU, attention as plain matmuls and softmax beats PyTorch's fused kernel at these sizes: a UNet step took
-    # 0.52 s instead of 0.64 in a whole run, a CLIP step 0.28 s instead of 0.33 (`bench/train_step.py`); on a GPU the fused ones win
+    # 0.52 s instead of 0.64 in a whole run (`bench/results/train_tiny_cpu.md`); on a GPU the fused kernels are kept
     cpu = not torch.cuda.is_available()
     seed_everything(r.seed)
     stage_time = lambda name, t0: report.setdefault('seconds', {}).__setitem__(name, round(time.time() - t0, 1))
