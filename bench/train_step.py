@@ -35,7 +35,8 @@ def main():
     r, ns = TinyRecipe(), sd_scheduler('ddpm')
     te_dir = models_dir() / 'tiny' / 'text_encoder'
     tok = CLIPTokenizer.from_pretrained(models_dir() / 'tiny' / 'tokenizer')
-    ids = torch.randint(0, len(tok), (r.unet_batch, tok.model_max_length), generator=torch.Generator().manual_seed(0))
+    random_ids = lambda n: torch.randint(0, len(tok), (n, tok.model_max_length), generator=torch.Generator().manual_seed(0))
+    ids = random_ids(r.unet_batch)
     print(f"| step (CPU threads={torch.get_num_threads()}) | fused float32 s | fused bf16 s | plain float32 s | plain bf16 s |")
     print("|---|---:|---:|---:|---:|")
     for frozen in (False, True):
@@ -45,7 +46,7 @@ def main():
         b = dict(latents=torch.randn(r.unet_batch, 4, 8, 8), input_ids=ids)
         row(f"UNet + text encoder{' (frozen)' if frozen else ''}, batch {r.unet_batch}", unet_and_text, lambda m: lambda: unet_loss(m, b, ns))
     n = r.clip_groups * 10
-    cb = dict(input_ids=ids[:n].repeat(2, 1)[:n], pixel_values=torch.rand(n, 3, 64, 64) * 2 - 1)
+    cb = dict(input_ids=random_ids(n), pixel_values=torch.rand(n, 3, 64, 64) * 2 - 1)
     row(f"CLIP, batch {n}", lambda: CLIPModel(sclip.tiny_clip_config(tok, r.width)), lambda m: lambda: sclip.clip_loss(m, cb))
     vb = dict(pixel_values=torch.rand(r.vae_batch, 3, 64, 64) * 2 - 1)
     row(f"VAE, batch {r.vae_batch}", lambda: svae.tiny_vae(r.vae_channels), lambda m: lambda: svae.vae_loss(m, vb))
