@@ -11,7 +11,7 @@ from pathlib import Path
 from PIL import Image
 
 # %% auto #0
-__all__ = ['UsageError', 'check_output_path', 'save_png', 'scenes_grid', 'generate', 'build_parser', 'main']
+__all__ = ['DTYPES', 'UsageError', 'check_output_path', 'save_png', 'scenes_grid', 'generate', 'build_parser', 'main']
 
 # %% ../nbs/90_cli.ipynb #b0f8c4d4
 class UsageError(Exception):
@@ -51,6 +51,8 @@ def _scenes(args) -> None:
     print(f"wrote {out} ({args.n} DigitScenes pictures, seed {args.seed})")
 
 # %% ../nbs/90_cli.ipynb #51af5fdb
+DTYPES = ('float32', 'bfloat16', 'float16')  # the number formats `generate` computes in
+
 def _check_generate(args) -> None:
     from sdfound.pipelines import scheduler_classes
     if not args.prompt.strip(): raise UsageError("the prompt is empty")
@@ -62,6 +64,7 @@ def _check_generate(args) -> None:
     if args.strength is not None and not 0 <= args.strength <= 1: raise UsageError(f"--strength must be in [0, 1], got {args.strength}")
     if args.scheduler is not None and args.scheduler not in scheduler_classes():
         raise UsageError(f"unknown scheduler {args.scheduler!r}; choose one of: {', '.join(scheduler_classes())}")
+    if args.dtype is not None and args.dtype not in DTYPES: raise UsageError(f"unknown --dtype {args.dtype!r}; choose one of: {', '.join(DTYPES)}")
     check_output_path(args.output)
 
 def _read_init_image(path: str) -> Image.Image:
@@ -78,12 +81,13 @@ def _warn_if_truncated(tokenizer, prompts) -> None:
             print(f"warning: the prompt is {n} tokens; the model reads only the first {tokenizer.model_max_length} (with start and end), the rest is ignored", file=sys.stderr)
 
 def generate(prompt: str, negative: str | None = None, guidance: float = 7.5, steps: int = 30, seed: int = 0, n: int = 1,
-             init_image: Image.Image | None = None, strength: float = 0.8, scheduler: str | None = None, model: str | None = None) -> Image.Image:
-    "Generate `n` pictures for `prompt` (from `init_image` if given) and return them as one picture (a grid when `n` > 1)."
+             init_image: Image.Image | None = None, strength: float = 0.8, scheduler: str | None = None, model: str | None = None,
+             dtype: str | None = None) -> Image.Image:
+    "Generate `n` pictures for `prompt` (from `init_image` if given) and return them as one picture (a grid when `n` > 1); `dtype` (e.g. 'bfloat16') overrides the device's default number format."
     import torch
     from sdfound.core import image_grid, default_model
     from sdfound.pipelines import load_pipeline, img2img_from
-    pipe = load_pipeline(model or default_model(for_cli=True), scheduler=scheduler)
+    pipe = load_pipeline(model or default_model(for_cli=True), dtype=getattr(torch, dtype) if dtype else None, scheduler=scheduler)
     _warn_if_truncated(pipe.tokenizer, [prompt, negative])
     kw = dict(prompt=prompt, negative_prompt=negative, guidance_scale=guidance, num_inference_steps=steps,
               num_images_per_prompt=n, generator=torch.Generator('cpu').manual_seed(seed))
@@ -100,7 +104,7 @@ def _generate(args) -> None:
     out = check_output_path(args.output)
     try:
         img = generate(args.prompt, args.negative, args.guidance, args.steps, args.seed, args.n, init,
-                       0.8 if args.strength is None else args.strength, args.scheduler, args.model)
+                       0.8 if args.strength is None else args.strength, args.scheduler, args.model, args.dtype)
     except ModelNotFound as e: raise UsageError(str(e)) from None
     save_png(img, out)
     print(f"wrote {out}")
@@ -138,6 +142,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument('--strength', type=float, default=None, help='img2img: how much to change the init image, 0–1 (default 0.8)')
     g.add_argument('--scheduler', default=None, help='pndm, ddim, ddpm, euler, euler_a, lms or dpm++ (default: the model\'s own)')
     g.add_argument('--model', default=None, help='tiny, sd15, sd14, a local folder or a hub id (default: $SDFOUND_MODEL or tiny)')
+    g.add_argument('--dtype', default=None, help='float32, bfloat16 or float16 (default: float16 on CUDA, float32 elsewhere); '
+                   'bfloat16 makes several pictures (-n 8) faster on CPUs that multiply it natively (AVX512-BF16, AMX)')
     g.add_argument('-o', '--output', required=True, help='PNG file to write')
     g.set_defaults(func=_generate)
     t = sub.add_parser('train', help='train a model from scratch')
