@@ -54,6 +54,7 @@ def _scenes(args) -> None:
 DTYPES = ('float32', 'bfloat16', 'float16')  # the number formats `generate` computes in
 
 def _check_generate(args) -> None:
+    from sdfound.core import get_device
     from sdfound.pipelines import scheduler_classes
     if not args.prompt.strip(): raise UsageError("the prompt is empty")
     if args.steps <= 0: raise UsageError(f"--steps must be ≥ 1, got {args.steps}")
@@ -65,6 +66,8 @@ def _check_generate(args) -> None:
     if args.scheduler is not None and args.scheduler not in scheduler_classes():
         raise UsageError(f"unknown scheduler {args.scheduler!r}; choose one of: {', '.join(scheduler_classes())}")
     if args.dtype is not None and args.dtype not in DTYPES: raise UsageError(f"unknown --dtype {args.dtype!r}; choose one of: {', '.join(DTYPES)}")
+    if args.dtype == 'float16' and get_device()[0].type == 'cpu':  # PyTorch's CPU float16 kernels are slow or missing
+        raise UsageError("--dtype float16 needs a GPU; on the CPU use float32 or bfloat16")
     check_output_path(args.output)
 
 def _read_init_image(path: str) -> Image.Image:

@@ -111,6 +111,11 @@ def test_generate_bad_input(tmp_path, args, msg):
     assert msg in r.stderr and 'Traceback' not in r.stderr
     assert set(tmp_path.rglob('*')) == before  # nothing written
 
+def test_generate_refuses_float16_on_the_cpu(tmp_path):
+    r = cli('generate', 'a 7', '--dtype', 'float16', '-o', tmp_path / 'x.png', env=dict(OFFLINE, SDFOUND_DEVICE='cpu'))
+    assert r.returncode == 2 and 'needs a GPU' in r.stderr and 'Traceback' not in r.stderr
+    assert not (tmp_path / 'x.png').exists()
+
 def test_train_tiny_quick_runs_end_to_end(tmp_path):
     r = cli('train', 'tiny', '--quick', '--out', tmp_path / 'run')
     assert r.returncode == 0, r.stderr[-2000:]
