@@ -45,7 +45,7 @@ def main():
             return torch.nn.ModuleDict(dict(unet=tiny_unet(r.unet_channels, r.width, r.unet_layers), text_encoder=te))
         b = dict(latents=torch.randn(r.unet_batch, 4, 8, 8), input_ids=ids)
         row(f"UNet + text encoder{' (frozen)' if frozen else ''}, batch {r.unet_batch}", unet_and_text, lambda m: lambda: unet_loss(m, b, ns))
-    n = r.clip_groups * 10
+    n = r.clip_batch
     cb = dict(input_ids=random_ids(n), pixel_values=torch.rand(n, 3, 64, 64) * 2 - 1)
     row(f"CLIP, batch {n}", lambda: CLIPModel(sclip.tiny_clip_config(tok, r.width)), lambda m: lambda: sclip.clip_loss(m, cb))
     vb = dict(pixel_values=torch.rand(r.vae_batch, 3, 64, 64) * 2 - 1)

@@ -119,7 +119,7 @@ def _train(args) -> None:
     if not out.parent.is_dir(): raise UsageError(f"folder {str(out.parent)!r} does not exist")
     r = TinyRecipe(seed=args.seed)
     if args.quick:  # a few steps of every stage: checks the recipe end to end in seconds
-        r = TinyRecipe(seed=args.seed, n_images=512, clip_images=512, clip_steps=3, clip_groups=3, eval_steps=3, eval_batch=32, vae_steps=3,
+        r = TinyRecipe(seed=args.seed, n_images=512, clip_images=512, clip_steps=3, clip_batch=30, eval_steps=3, eval_batch=32, vae_steps=3,
                        vae_batch=16, unet_steps=3, unet_batch=16)
     report = train_tiny(out, r)
     print(f"trained in {report['seconds_total']:.0f} s; pipeline in {out / 'tiny'}")

@@ -17,7 +17,7 @@ from .data import DigitScenes, FONTS, COLOURS, caption, parse_caption
 
 # %% auto #0
 __all__ = ['HELD_OUT_FAMILY', 'TRAIN_FONTS', 'models_dir', 'TinyRecipe', 'render_pictures', 'to_unit', 'batch_sampler',
-           'tiny_unet', 'plain_attention', 'sd_scheduler', 'unet_loss', 'train_tiny', 'ship_model']
+           'clip_sampler', 'tiny_unet', 'plain_attention', 'sd_scheduler', 'unet_loss', 'train_tiny', 'ship_model']
 
 # %% ../nbs/10_tiny.ipynb #c6c6e64a
 HELD_OUT_FAMILY = 'Computer Modern Typewriter'
@@ -37,7 +37,9 @@ class TinyRecipe:
     width: int = 128                 # text encoder width = UNet cross_attention_dim
     clip_images: int = 20_000        # CLIP learns from the first 20k pictures
     clip_steps: int = 1000
-    clip_groups: int = 25            # a CLIP batch: 25 same-colour groups × 10 digits (see the CLIP lesson)
+    clip_batch: int = 250            # pictures in a CLIP batch
+    clip_same_colour: bool = False   # batches of same-colour groups × 10 digits (the CLIP lesson) instead of random pictures:
+                                     # CLIP then reads digits better, yet the UNet drew the asked colour less often
     eval_steps: int = 700
     eval_batch: int = 128
     vae_channels: tuple = (8, 16, 32, 64)
@@ -73,6 +75,13 @@ def to_unit(images_uint8: torch.Tensor) -> torch.Tensor: return images_uint8.flo
 def batch_sampler(n: int, batch_size: int, seed: int):
     "`step → indices`: a reproducible random batch for every step."
     return lambda step: torch.randint(0, n, (batch_size,), generator=torch.Generator().manual_seed(seed * 1_000_003 + step))
+
+def clip_sampler(r: TinyRecipe, labels: dict):
+    "`step → indices` of CLIP's batches: random pictures, or with `r.clip_same_colour` groups of ten digits sharing their colours."
+    from sdfound.clip import same_colour_batches
+    if not r.clip_same_colour: return batch_sampler(len(labels['digit']), r.clip_batch, r.seed)
+    if r.clip_batch < 10: raise ValueError(f"same-colour CLIP batches hold groups of 10 pictures; clip_batch {r.clip_batch} is too small")
+    return same_colour_batches(labels, r.clip_batch // 10, r.seed)
 
 # %% ../nbs/10_tiny.ipynb #b272f0bb
 def tiny_unet(channels=(64, 128, 128), cross_attention_dim: int = 128, layers_per_block: int = 1):
@@ -157,7 +166,7 @@ def train_tiny(out, recipe: TinyRecipe = TinyRecipe(), progress: bool = True, lo
         ids = sclip.tokenize(tok, caps[:n])
         model = CLIPModel(sclip.tiny_clip_config(tok, r.width))
         if cpu: plain_attention(model)
-        pick = sclip.same_colour_batches({k: v[:n] for k, v in labels.items()}, r.clip_groups, r.seed)
+        pick = clip_sampler(r, {k: v[:n] for k, v in labels.items()})
         get = lambda s: (lambda i: dict(input_ids=ids[i], pixel_values=to_unit(images[i])))(pick(s))
         losses = fit(model, sclip.clip_loss, get, r.clip_steps, lr=1e-3, ckpt_dir=ckpt('clip'), desc='clip', bf16=bf16, progress=progress)
         model.save_pretrained(clip_dir); tok.save_pretrained(clip_dir)

@@ -70,3 +70,17 @@ def test_plain_attention_computes_what_the_fused_kernel_does():
     assert clip.config._attn_implementation == 'eager' and fused_clip.config._attn_implementation != 'eager'
     batch = dict(input_ids=sclip.tokenize(tok, ['a red 7 on a blue background', 'a 3']), pixel_values=torch.randn(2, 3, 64, 64))
     torch.testing.assert_close(sclip.clip_loss(clip, batch), sclip.clip_loss(fused_clip, batch), rtol=1e-5, atol=1e-6)
+
+def test_clip_batches_are_random_pictures_unless_same_colour_is_asked():
+    from sdfound.tiny import clip_sampler
+    i, pair = torch.arange(2000), torch.arange(2000) // 10 % 16  # every digit in each of 16 colour pairs
+    labels = dict(digit=i % 10, fg=pair % 4, bg=4 + pair // 4)
+    colours = lambda i: set(zip(labels['fg'][i].tolist(), labels['bg'][i].tolist()))
+    rand = clip_sampler(TinyRecipe(clip_batch=50), labels)
+    i = rand(3)
+    assert len(i) == 50 and torch.equal(i, rand(3)) and not torch.equal(i, rand(4))  # reproducible, new each step
+    assert len(colours(i)) > 8  # random pictures: many colour pairs
+    same = clip_sampler(TinyRecipe(clip_batch=50, clip_same_colour=True), labels)(3)
+    groups = same.view(-1, 10)
+    assert len(groups) == 5 and all(len(colours(g)) == 1 and sorted(labels['digit'][g].tolist()) == list(range(10)) for g in groups)
+    with pytest.raises(ValueError, match='too small'): clip_sampler(TinyRecipe(clip_batch=5, clip_same_colour=True), labels)
