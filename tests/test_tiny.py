@@ -73,13 +73,13 @@ def test_plain_attention_computes_what_the_fused_kernel_does():
 
 def test_clip_batches_are_random_pictures_unless_same_colour_is_asked():
     from sdfound.tiny import clip_sampler
-    i, pair = torch.arange(2000), torch.arange(2000) // 10 % 16  # every digit in each of 16 colour pairs
-    labels = dict(digit=i % 10, fg=pair % 4, bg=4 + pair // 4)
-    colours = lambda i: set(zip(labels['fg'][i].tolist(), labels['bg'][i].tolist()))
+    pair = torch.arange(2000) // 10 % 16  # every digit in each of 16 colour pairs
+    labels = dict(digit=torch.arange(2000) % 10, fg=pair % 4, bg=4 + pair // 4)
+    colours = lambda idx: set(zip(labels['fg'][idx].tolist(), labels['bg'][idx].tolist()))
     rand = clip_sampler(TinyRecipe(clip_batch=50), labels)
-    i = rand(3)
-    assert len(i) == 50 and torch.equal(i, rand(3)) and not torch.equal(i, rand(4))  # reproducible, new each step
-    assert len(colours(i)) > 8  # random pictures: many colour pairs
+    batch = rand(3)
+    assert len(batch) == 50 and torch.equal(batch, rand(3)) and not torch.equal(batch, rand(4))  # reproducible, new each step
+    assert len(colours(batch)) > 8  # random pictures: many colour pairs
     same = clip_sampler(TinyRecipe(clip_batch=50, clip_same_colour=True), labels)(3)
     groups = same.view(-1, 10)
     assert len(groups) == 5 and all(len(colours(g)) == 1 and sorted(labels['digit'][g].tolist()) == list(range(10)) for g in groups)
