@@ -12,7 +12,8 @@ from transformers import CLIPModel
 from sdfound import clip as sclip
 from sdfound.core import fit, seed_everything
 from sdfound.data import DigitScenes, COLOURS
-from sdfound.tiny import TRAIN_FONTS, render_pictures, to_unit, batch_sampler
+from sdfound.core import batch_sampler
+from sdfound.tiny import TRAIN_FONTS, render_pictures, to_unit
 
 def zero_shot_digit(model, tok, images, labels) -> float:
     pictures = sclip.image_embeddings(model, to_unit(images))

@@ -12,7 +12,8 @@ import torch
 from sdfound.data import DigitScenes, COLOURS
 from sdfound.evaluator import load_classifier, quality_prompts, prompt_adherence, generate_tensors, classify, fid
 from sdfound.pipelines import load_pipeline
-from sdfound.tiny import TRAIN_FONTS, to_unit, models_dir
+from sdfound.core import models_dir
+from sdfound.tiny import TRAIN_FONTS, to_unit
 
 def main():
     ap = argparse.ArgumentParser()

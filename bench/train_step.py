@@ -9,7 +9,8 @@ import torch
 from torch.nn.attention import sdpa_kernel, SDPBackend
 from transformers import CLIPModel, CLIPTextModel, CLIPTokenizer
 from sdfound import clip as sclip, vae as svae
-from sdfound.tiny import TinyRecipe, models_dir, plain_attention, tiny_unet, unet_loss, sd_scheduler
+from sdfound.core import models_dir
+from sdfound.tiny import TinyRecipe, plain_attention, tiny_unet, unet_loss, sd_scheduler
 
 def seconds_per_step(model, loss, bf16: bool, warmup: int = 3, timed: int = 8) -> float:
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)

@@ -13,7 +13,7 @@ from PIL import Image
 
 # %% auto #0
 __all__ = ['get_device', 'default_model', 'seed_everything', 'pil_to_tensor', 'tensor_to_pil', 'image_grid', 'show_images',
-           'save_weights', 'load_weights', 'lr_shape', 'native_bf16', 'fit']
+           'models_dir', 'save_weights', 'load_weights', 'lr_shape', 'batch_sampler', 'native_bf16', 'fit']
 
 # %% ../nbs/00_core.ipynb #aa46031f
 def get_device(device: str | torch.device | None = None, dtype: torch.dtype | None = None) -> tuple[torch.device, torch.dtype]:
@@ -97,6 +97,12 @@ def show_images(images, titles: list[str] | None = None, ncols: int | None = Non
     plt.show()
 
 # %% ../nbs/00_core.ipynb #ee4b5fc5
+def models_dir():
+    "The folder of weights shipped inside the sdfound package (a `Path`)."
+    from pathlib import Path
+    import sdfound
+    return Path(sdfound.__file__).parent / 'models'
+
 def save_weights(model: torch.nn.Module, path) -> None:
     "Save `model`'s weights (fp16 safetensors) and its `config` (the arguments that built it, as JSON) in folder `path`."
     import json
@@ -126,6 +132,10 @@ def lr_shape(steps: int, warmup: int = 100, restart_at: int | None = None):
         n = restart_at if restart_at and restart_at < steps and s < restart_at else steps
         return min(1, (s + 1) / warmup) * cosine(s, n)
     return shape
+
+def batch_sampler(n: int, batch_size: int, seed: int):
+    "`step → indices`: a reproducible random batch of `batch_size` out of `n` items for every step, so a resumed run draws the batches an uninterrupted one would."
+    return lambda step: torch.randint(0, n, (batch_size,), generator=torch.Generator().manual_seed(seed * 1_000_003 + step))
 
 def native_bf16() -> bool:
     "Does this machine multiply bfloat16 natively (a recent CUDA GPU; a CPU with AVX512-BF16 or AMX)? There, bf16 mixed precision trains faster; elsewhere it may be slower."

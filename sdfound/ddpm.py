@@ -98,7 +98,7 @@ def save_ddpm(model: TinyUNet, path) -> None:
 
 def load_ddpm(path=None) -> TinyUNet:
     "Load a saved `TinyUNet` (default: the one shipped with sdfound), in float32 eval mode."
-    from sdfound.tiny import models_dir
+    from sdfound.core import models_dir
     return load_weights(TinyUNet, path or models_dir() / 'ddpm', 'noise-predictor').requires_grad_(False)
 
 # %% ../nbs/04b_ddpm.ipynb #71c28475

@@ -52,7 +52,7 @@ def save_classifier(model: SceneClassifier, path) -> None:
 
 def load_classifier(path=None) -> SceneClassifier:
     "Load a saved `SceneClassifier` (default: the one shipped with sdfound), in float32 eval mode."
-    from sdfound.tiny import models_dir
+    from sdfound.core import models_dir
     return load_weights(SceneClassifier, path or models_dir() / 'evaluator', 'evaluator')
 
 # %% ../nbs/09_evaluator.ipynb #177883cd

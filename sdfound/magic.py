@@ -82,7 +82,7 @@ def save_magic(model: DigitClassifier, path) -> None:
 
 def load_magic(path=None) -> DigitClassifier:
     "Load a saved `DigitClassifier` (default: the one shipped with sdfound), in float32 eval mode."
-    from sdfound.tiny import models_dir
+    from sdfound.core import models_dir
     return load_weights(DigitClassifier, path or models_dir() / 'magic', 'magic-function').requires_grad_(False)
 
 # %% ../nbs/04a_magic.ipynb #26734849

@@ -30,7 +30,7 @@ class ModelNotFound(Exception):
 
 def resolve_model(model: str | os.PathLike | None = None) -> str:
     "Where a model name points: the shipped tiny folder, a hub id for `sd15`/`sd14`, a local folder, or a hub id as given."
-    from sdfound.tiny import models_dir
+    from sdfound.core import models_dir
     model = str(model or default_model())
     if model == 'tiny':
         path = models_dir() / 'tiny'
@@ -234,7 +234,7 @@ def add_token(pipe, token: str, init_token: str | None = None) -> int:
 def train_textual_inversion(pipe, images: list[Image.Image], prompts: list[str], token: str = '<concept>', init_token: str | None = None,
                             steps: int = 150, lr: float = 2e-3, batch_size: int = 8, seed: int = 0, progress: bool = True) -> dict:
     "Add `token` to `pipe` and learn its embedding alone (all else frozen) to denoise `images` captioned by `prompts`; returns the losses."
-    from sdfound.tiny import batch_sampler
+    from sdfound.core import batch_sampler
     _check_training(pipe, images, prompts, 'textual inversion')
     if not all(token in p for p in prompts): raise ValueError(f"every prompt must contain the new token {token!r}")
     latents = encode_images(pipe, images)
@@ -274,7 +274,7 @@ def save_textual_inversion(pipe, token: str, path) -> Path:
 def train_dreambooth(pipe, images: list[Image.Image], prompts: list[str], steps: int = 100, lr: float = 5e-5, batch_size: int = 4,
                      prior_images: list[Image.Image] | None = None, prior_prompts: list[str] | None = None, seed: int = 0, progress: bool = True) -> dict:
     "Fine-tune `pipe`'s UNet on a few `images` named in their `prompts` by a rare word; optional prior pictures keep what the model knew."
-    from sdfound.tiny import batch_sampler
+    from sdfound.core import batch_sampler
     _check_training(pipe, images, prompts, 'Dreambooth')
     if (prior_images is None) != (prior_prompts is None): raise ValueError("give both prior_images and prior_prompts, or neither")
     z, ids = encode_images(pipe, images), tokenize_prompts(pipe, prompts)

@@ -12,21 +12,17 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from .core import fit, native_bf16, seed_everything
+from .core import fit, native_bf16, seed_everything, models_dir, batch_sampler
 from .data import DigitScenes, FONTS, COLOURS, caption, parse_caption
 
 # %% auto #0
-__all__ = ['HELD_OUT_FAMILY', 'TRAIN_FONTS', 'models_dir', 'TinyRecipe', 'render_pictures', 'to_unit', 'batch_sampler',
-           'clip_sampler', 'tiny_unet', 'plain_attention', 'sd_scheduler', 'unet_loss', 'train_tiny', 'ship_model']
+__all__ = ['HELD_OUT_FAMILY', 'TRAIN_FONTS', 'TinyRecipe', 'render_pictures', 'to_unit', 'clip_sampler', 'tiny_unet',
+           'plain_attention', 'sd_scheduler', 'unet_loss', 'TinyRun', 'start_run', 'train_clip_stage',
+           'train_vae_stage', 'train_evaluator_stage', 'check_parts', 'train_unet_stage', 'train_tiny', 'ship_model']
 
 # %% ../nbs/10_tiny.ipynb #c6c6e64a
 HELD_OUT_FAMILY = 'Computer Modern Typewriter'
 TRAIN_FONTS = tuple(f for f, fam in FONTS.items() if fam != HELD_OUT_FAMILY)
-
-def models_dir() -> Path:
-    "The folder of weights shipped inside the sdfound package."
-    import sdfound
-    return Path(sdfound.__file__).parent / 'models'
 
 @dataclass
 class TinyRecipe:
@@ -71,10 +67,6 @@ def render_pictures(ds: DigitScenes) -> tuple[torch.Tensor, list[str], dict]:
     return images, caps, labels
 
 def to_unit(images_uint8: torch.Tensor) -> torch.Tensor: return images_uint8.float() / 127.5 - 1
-
-def batch_sampler(n: int, batch_size: int, seed: int):
-    "`step → indices`: a reproducible random batch for every step."
-    return lambda step: torch.randint(0, n, (batch_size,), generator=torch.Generator().manual_seed(seed * 1_000_003 + step))
 
 def clip_sampler(r: TinyRecipe, labels: dict):
     "`step → indices` of CLIP's batches: random pictures, or with `r.clip_same_colour` groups of ten digits sharing their colours."
@@ -134,128 +126,163 @@ def unet_loss(models: torch.nn.ModuleDict, batch: dict, noise_scheduler, snr_gam
 def _stage_done(path: Path) -> bool: return (path / '.done').exists()
 def _mark_done(path: Path) -> None: (path / '.done').write_text(time.strftime('%Y-%m-%d %H:%M:%S'))
 
-def train_tiny(out, recipe: TinyRecipe = TinyRecipe(), progress: bool = True, log=print) -> dict:
-    "Train every part of the tiny Stable Diffusion under folder `out`; returns a report of times and quality checks."
-    from diffusers import StableDiffusionPipeline
-    from transformers import CLIPModel, CLIPTextModel, CLIPTokenizer
-    from sdfound import clip as sclip, vae as svae, evaluator as sev
-    out = Path(out); out.mkdir(parents=True, exist_ok=True)
-    r, report, t_all = recipe, dict(recipe=asdict(recipe)), time.time()
+@dataclass
+class TinyRun:
+    "What every stage of `train_tiny` shares: the output folder, the recipe, the rendered pictures, how to train, and the report."
+    out: Path
+    recipe: TinyRecipe
+    images: torch.Tensor   # (N,3,64,64) uint8
+    caps: list
+    labels: dict
+    bf16: bool             # bf16 autocast for CLIP, the evaluator and the UNet
+    cpu: bool              # no CUDA GPU: attention as plain matmuls (faster at these sizes)
+    progress: bool = True
+    report: dict = field(default_factory=dict)
+
+    def ckpt(self, name: str) -> Path: return self.out / 'checkpoints' / name  # each stage its own: `fit` saves only the model it trains
+    def timed(self, name: str, t0: float) -> None: self.report.setdefault('seconds', {})[name] = round(time.time() - t0, 1)
+
+def start_run(out, r: TinyRecipe, progress: bool = True) -> TinyRun:
+    "Check the recipe, seed everything and render the recipe's pictures once."
     if r.mixed_precision not in ('auto', 'bf16', 'no'): raise ValueError(f"mixed_precision must be 'auto', 'bf16' or 'no', got {r.mixed_precision!r}")
-    # bf16 autocast (weights stay float32) for CLIP, the evaluator and the UNet: a tiny-UNet step on a CPU with
-    # AVX512-BF16 takes 0.53 s instead of 0.77
+    out = Path(out); out.mkdir(parents=True, exist_ok=True)
+    # bf16 autocast (weights stay float32): a tiny-UNet step on a CPU with AVX512-BF16 takes 0.53 s instead of 0.77
     bf16 = native_bf16() if r.mixed_precision == 'auto' else r.mixed_precision == 'bf16'
-    report['mixed_precision'] = 'bf16' if bf16 else 'no'
-    # on the CPU, attention as plain matmuls and softmax beats PyTorch's fused kernel at these sizes: a UNet step took
-    # 0.52 s instead of 0.64 in a whole run (`bench/results/train_tiny_cpu.md`); on a GPU the fused kernels are kept
-    cpu = not torch.cuda.is_available()
     seed_everything(r.seed)
-    stage_time = lambda name, t0: report.setdefault('seconds', {}).__setitem__(name, round(time.time() - t0, 1))
-    ckpt = lambda name: out / 'checkpoints' / name  # each stage its own: `fit` saves only the model it trains
-
     t0 = time.time()
-    ds = DigitScenes(r.n_images, seed=r.seed, fonts=TRAIN_FONTS)
-    images, caps, labels = render_pictures(ds)
-    stage_time('render', t0)
+    images, caps, labels = render_pictures(DigitScenes(r.n_images, seed=r.seed, fonts=TRAIN_FONTS))
+    run = TinyRun(out, r, images, caps, labels, bf16, cpu=not torch.cuda.is_available(), progress=progress,
+                  report=dict(recipe=asdict(r), mixed_precision='bf16' if bf16 else 'no'))
+    run.timed('render', t0)
+    return run
 
-    # 1–2. tokenizer and CLIP
-    t0, clip_dir = time.time(), out / 'tiny-clip'
+
+# %% ../nbs/10_tiny.ipynb #b41d2e63
+def train_clip_stage(run: TinyRun):
+    "1–2. The BPE tokenizer and CLIP, on the first `clip_images` pictures; returns the tokenizer."
+    from transformers import CLIPModel, CLIPTokenizer
+    from sdfound import clip as sclip
+    r, clip_dir = run.recipe, run.out / 'tiny-clip'
     if not _stage_done(clip_dir):
-        n = r.clip_images
-        tok = sclip.train_tokenizer(caps[:n], r.vocab_size)
-        ids = sclip.tokenize(tok, caps[:n])
+        t0, n = time.time(), r.clip_images
+        tok = sclip.train_tokenizer(run.caps[:n], r.vocab_size)
+        ids = sclip.tokenize(tok, run.caps[:n])
         model = CLIPModel(sclip.tiny_clip_config(tok, r.width))
-        if cpu: plain_attention(model)
-        pick = clip_sampler(r, {k: v[:n] for k, v in labels.items()})
-        get = lambda s: (lambda i: dict(input_ids=ids[i], pixel_values=to_unit(images[i])))(pick(s))
-        losses = fit(model, sclip.clip_loss, get, r.clip_steps, lr=1e-3, ckpt_dir=ckpt('clip'), desc='clip', bf16=bf16, progress=progress)
+        if run.cpu: plain_attention(model)
+        pick = clip_sampler(r, {k: v[:n] for k, v in run.labels.items()})
+        get = lambda s: (lambda i: dict(input_ids=ids[i], pixel_values=to_unit(run.images[i])))(pick(s))
+        losses = fit(model, sclip.clip_loss, get, r.clip_steps, lr=1e-3, ckpt_dir=run.ckpt('clip'), desc='clip', bf16=run.bf16, progress=run.progress)
         model.save_pretrained(clip_dir); tok.save_pretrained(clip_dir)
-        report['clip_loss'] = [losses[0], float(np.mean(losses[-20:]))]
-        _mark_done(clip_dir); stage_time('clip', t0)
-    tok = CLIPTokenizer.from_pretrained(clip_dir)
-    ids = sclip.tokenize(tok, caps)
+        run.report['clip_loss'] = [losses[0], float(np.mean(losses[-20:]))]
+        _mark_done(clip_dir); run.timed('clip', t0)
+    return CLIPTokenizer.from_pretrained(clip_dir)
 
-    # 3. VAE
-    t0, vae_dir = time.time(), out / 'vae'
-    if not _stage_done(vae_dir):
-        vae = svae.tiny_vae(r.vae_channels)
-        pick = batch_sampler(len(images), r.vae_batch, r.seed + 3)
-        # in float32: trained in bf16, this VAE gave back the wrong foreground colour 6% of the time instead of 1.6%
-        fit(vae, svae.vae_loss, lambda s: dict(pixel_values=to_unit(images[pick(s)])), r.vae_steps, lr=1e-3,
-            ckpt_dir=ckpt('vae'), desc='vae', progress=progress)
-        vae.register_to_config(scaling_factor=svae.compute_scaling_factor(vae, to_unit(images[:4096])))
-        vae.save_pretrained(vae_dir)
-        _mark_done(vae_dir); stage_time('vae', t0)
+def train_vae_stage(run: TinyRun):
+    "3. The VAE, trained with `sdfound.vae.vae_loss`; returns it."
     from diffusers import AutoencoderKL
-    vae = AutoencoderKL.from_pretrained(vae_dir).eval()
+    from sdfound import vae as svae
+    r, vae_dir = run.recipe, run.out / 'vae'
+    if not _stage_done(vae_dir):
+        t0 = time.time()
+        vae = svae.tiny_vae(r.vae_channels)
+        pick = batch_sampler(len(run.images), r.vae_batch, r.seed + 3)
+        # in float32: trained in bf16, this VAE gave back the wrong foreground colour 6% of the time instead of 1.6%
+        fit(vae, svae.vae_loss, lambda s: dict(pixel_values=to_unit(run.images[pick(s)])), r.vae_steps, lr=1e-3,
+            ckpt_dir=run.ckpt('vae'), desc='vae', progress=run.progress)
+        vae.register_to_config(scaling_factor=svae.compute_scaling_factor(vae, to_unit(run.images[:4096])))
+        vae.save_pretrained(vae_dir)
+        _mark_done(vae_dir); run.timed('vae', t0)
+    return AutoencoderKL.from_pretrained(vae_dir).eval()
 
-    # 4. evaluator: it will judge pictures that all came out of this VAE, so it learns from originals and
-    #    VAE reconstructions alike (half and half); a reader that only knows sharp pictures mistakes blur for a different digit
-    t0, ev_dir = time.time(), out / 'evaluator'
-    n_eval = min(len(images), 20_000)
+def train_evaluator_stage(run: TinyRun, vae):
+    "4. The evaluator, on originals and `vae`'s reconstructions half and half; returns it."
+    from sdfound import vae as svae, evaluator as sev
+    r, ev_dir = run.recipe, run.out / 'evaluator'
+    n = min(len(run.images), 20_000)
     if not _stage_done(ev_dir):
-        with torch.no_grad():
-            recon = torch.cat([((svae.reconstruct(vae, to_unit(images[i:i + 500])) + 1) * 127.5).round().to(torch.uint8)
-                               for i in range(0, n_eval, 500)])
+        t0 = time.time()
+        # it will judge pictures that all came out of this VAE: a reader that only knows sharp pictures mistakes blur for another digit
+        recon = torch.cat([((svae.reconstruct(vae, to_unit(run.images[i:i + 500])) + 1) * 127.5).round().to(torch.uint8) for i in range(0, n, 500)])
         clf = sev.SceneClassifier()
-        pick = batch_sampler(n_eval, r.eval_batch, r.seed + 5)
+        pick = batch_sampler(n, r.eval_batch, r.seed + 5)
         def get(s):
             i = pick(s)
             use_recon = torch.rand(len(i), generator=torch.Generator().manual_seed(s)) < 0.5
-            x = torch.where(use_recon[:, None, None, None], recon[i], images[i])
-            return dict(pixel_values=to_unit(x), **{k: v[i] for k, v in labels.items()})
-        fit(clf, sev.classifier_loss, get, r.eval_steps, lr=2e-3, ckpt_dir=ckpt('evaluator'), desc='evaluator', bf16=bf16, progress=progress)
+            x = torch.where(use_recon[:, None, None, None], recon[i], run.images[i])
+            return dict(pixel_values=to_unit(x), **{k: v[i] for k, v in run.labels.items()})
+        fit(clf, sev.classifier_loss, get, r.eval_steps, lr=2e-3, ckpt_dir=run.ckpt('evaluator'), desc='evaluator', bf16=run.bf16, progress=run.progress)
         sev.save_classifier(clf, ev_dir)
-        _mark_done(ev_dir); stage_time('evaluator', t0)
+        _mark_done(ev_dir); run.timed('evaluator', t0)
+    return sev.load_classifier(ev_dir)
+
+def check_parts(run: TinyRun, vae, clf, log=print) -> None:
+    "The evaluator reads held-out pictures, and the VAE keeps their digits and colours readable: into the report."
+    from sdfound import vae as svae, evaluator as sev
+    held_images, _, held = render_pictures(DigitScenes(2000, seed=run.recipe.seed + 10_000, fonts=TRAIN_FONTS))
+    x = to_unit(held_images)
+    accuracy = lambda pred: {k: float((pred[k] == held[k]).float().mean()) for k in pred}
+    run.report['evaluator_accuracy'] = accuracy(sev.classify(clf, x))
+    log(f"evaluator accuracy on held-out pictures: {run.report['evaluator_accuracy']}")
+    recon = torch.cat([svae.reconstruct(vae, x[i:i + 500]) for i in range(0, len(x), 500)])
+    run.report['vae_recon_accuracy'] = accuracy(sev.classify(clf, recon))
+    run.report['vae_recon_l1'] = float((recon - x).abs().mean())
+    run.report['vae_recon_psnr'] = float(svae.psnr(recon, x).mean())
+    log(f"evaluator on VAE reconstructions: {run.report['vae_recon_accuracy']}, L1 {run.report['vae_recon_l1']:.4f}, PSNR {run.report['vae_recon_psnr']:.2f} dB")
+
+def train_unet_stage(run: TinyRun, vae, tok) -> None:
+    "5. The latents once, then the UNet (and the text encoder, if fine-tuned) on them; saves the whole pipeline in diffusers' layout."
+    from diffusers import StableDiffusionPipeline
+    from transformers import CLIPTextModel
+    from sdfound import clip as sclip
+    r, pipe_dir, images = run.recipe, run.out / 'tiny', run.images
+    if _stage_done(pipe_dir): return
+    t0 = time.time()
+    ids = sclip.tokenize(tok, run.caps)
+    with torch.no_grad():
+        dists = [vae.encode(to_unit(images[i:i + 500])).latent_dist for i in range(0, len(images), 500)]
+    mean, std = torch.cat([d.mean for d in dists]), torch.cat([d.std for d in dists])
+    sf = vae.config.scaling_factor
+    empty = sclip.tokenize(tok, [''])[0]
+    text_encoder = CLIPTextModel.from_pretrained(run.out / 'tiny-clip')
+    text_encoder.requires_grad_(r.train_text_encoder)
+    models = torch.nn.ModuleDict(dict(unet=tiny_unet(r.unet_channels, r.width, r.unet_layers), text_encoder=text_encoder))
+    if run.cpu: plain_attention(models)
+    noise_scheduler = sd_scheduler('ddpm')
+    pick = batch_sampler(len(images), r.unet_batch, r.seed + 4)
+    def get(s):
+        i = pick(s)
+        g = torch.Generator().manual_seed(r.seed * 7919 + s)
+        z = (mean[i] + std[i] * torch.randn(mean[i].shape, generator=g)) * sf  # a fresh sample of each latent
+        drop = torch.rand(len(i), generator=g) < r.caption_dropout            # the empty caption teaches "no prompt"
+        return dict(latents=z, input_ids=torch.where(drop[:, None], empty, ids[i]))
+    losses = fit(models, lambda m, b: unet_loss(m, b, noise_scheduler, r.snr_gamma), get, r.unet_steps, lr=r.unet_lr,
+                 restart_at=r.unet_restart_at, ema=r.unet_ema, ckpt_dir=run.ckpt('unet'), desc='unet', bf16=run.bf16, progress=run.progress)
+    run.report['unet_loss'] = [losses[0], float(np.mean(losses[-50:]))]
+    # shipped with DDIM: on the 3,000-step UNet, at 30 steps, PNDM drew 62% right digits and 57% right colours, DDIM 88% and 93%
+    pipe = StableDiffusionPipeline(vae=vae, text_encoder=models['text_encoder'], tokenizer=tok, unet=models['unet'],
+                                   scheduler=sd_scheduler('ddim'), safety_checker=None, feature_extractor=None,
+                                   requires_safety_checker=False)
+    pipe.to(dtype=torch.float16).save_pretrained(pipe_dir, safe_serialization=True)
+    _mark_done(pipe_dir); run.timed('unet', t0)
+
+
+# %% ../nbs/10_tiny.ipynb #d63f4a85
+def train_tiny(out, recipe: TinyRecipe = TinyRecipe(), progress: bool = True, log=print) -> dict:
+    "Train every part of the tiny Stable Diffusion under folder `out`, stage by stage; returns a report of times and quality checks."
+    t_all = time.time()
+    run = start_run(out, recipe, progress)
+    tok = train_clip_stage(run)
+    vae = train_vae_stage(run)
+    clf = train_evaluator_stage(run, vae)
     # the checks and the UNet start again from the recipe's seed, whatever ran before: a run resumed after the
     # evaluator, or a UNet variant trained on a finished run's parts (`bench/unet_variants.py`), trains the same UNet
-    seed_everything(r.seed)
-    clf = sev.load_classifier(ev_dir)
+    seed_everything(recipe.seed)
+    check_parts(run, vae, clf, log)
+    train_unet_stage(run, vae, tok)
+    run.report['seconds_total'] = round(time.time() - t_all, 1)
+    (run.out / 'report.json').write_text(json.dumps(run.report, indent=1))
+    return run.report
 
-    # the checks: the evaluator reads held-out pictures, and the VAE keeps digits and colours readable
-    held = DigitScenes(2000, seed=r.seed + 10_000, fonts=TRAIN_FONTS)
-    held_images, _, held_labels = render_pictures(held)
-    pred = sev.classify(clf, to_unit(held_images))
-    report['evaluator_accuracy'] = {k: float((pred[k] == held_labels[k]).float().mean()) for k in pred}
-    log(f"evaluator accuracy on held-out pictures: {report['evaluator_accuracy']}")
-    recon = torch.cat([svae.reconstruct(vae, to_unit(held_images[i:i + 500])) for i in range(0, len(held_images), 500)])
-    pred = sev.classify(clf, recon)
-    report['vae_recon_accuracy'] = {k: float((pred[k] == held_labels[k]).float().mean()) for k in pred}
-    report['vae_recon_l1'] = float((recon - to_unit(held_images)).abs().mean())
-    log(f"evaluator on VAE reconstructions: {report['vae_recon_accuracy']}, L1 {report['vae_recon_l1']:.4f}")
-
-    # 5. latents once, then the UNet (and the text encoder, if fine-tuned) on them
-    t0, pipe_dir = time.time(), out / 'tiny'
-    if not _stage_done(pipe_dir):
-        with torch.no_grad():
-            dists = [vae.encode(to_unit(images[i:i + 500])).latent_dist for i in range(0, len(images), 500)]
-        mean, std = torch.cat([d.mean for d in dists]), torch.cat([d.std for d in dists])
-        sf = vae.config.scaling_factor
-        empty = sclip.tokenize(tok, [''])[0]
-        text_encoder = CLIPTextModel.from_pretrained(clip_dir)
-        text_encoder.requires_grad_(r.train_text_encoder)
-        models = torch.nn.ModuleDict(dict(unet=tiny_unet(r.unet_channels, r.width, r.unet_layers), text_encoder=text_encoder))
-        if cpu: plain_attention(models)
-        noise_scheduler = sd_scheduler('ddpm')
-        pick = batch_sampler(len(images), r.unet_batch, r.seed + 4)
-        def get(s):
-            i = pick(s)
-            g = torch.Generator().manual_seed(r.seed * 7919 + s)
-            z = (mean[i] + std[i] * torch.randn(mean[i].shape, generator=g)) * sf  # a fresh sample of each latent
-            drop = torch.rand(len(i), generator=g) < r.caption_dropout            # the empty caption teaches "no prompt"
-            return dict(latents=z, input_ids=torch.where(drop[:, None], empty, ids[i]))
-        losses = fit(models, lambda m, b: unet_loss(m, b, noise_scheduler, r.snr_gamma), get, r.unet_steps, lr=r.unet_lr,
-                     restart_at=r.unet_restart_at, ema=r.unet_ema, ckpt_dir=ckpt('unet'), desc='unet', bf16=bf16, progress=progress)
-        report['unet_loss'] = [losses[0], float(np.mean(losses[-50:]))]
-        # shipped with DDIM: on the 3,000-step UNet, at 30 steps, PNDM drew 62% right digits and 57% right colours, DDIM 88% and 93%
-        pipe = StableDiffusionPipeline(vae=vae, text_encoder=models['text_encoder'], tokenizer=tok, unet=models['unet'],
-                                       scheduler=sd_scheduler('ddim'), safety_checker=None, feature_extractor=None,
-                                       requires_safety_checker=False)
-        pipe.to(dtype=torch.float16).save_pretrained(pipe_dir, safe_serialization=True)
-        _mark_done(pipe_dir); stage_time('unet', t0)
-    report['seconds_total'] = round(time.time() - t_all, 1)
-    (out / 'report.json').write_text(json.dumps(report, indent=1))
-    return report
 
 # %% ../nbs/10_tiny.ipynb #02f8c598
 def ship_model(run_dir, dest=None) -> dict:

@@ -12,7 +12,8 @@ import torch.nn.functional as F
 from diffusers import AutoencoderKL
 
 # %% auto #0
-__all__ = ['ConvAutoencoder', 'autoencoder_loss', 'tiny_vae', 'vae_loss', 'compute_scaling_factor', 'reconstruct']
+__all__ = ['ConvAutoencoder', 'autoencoder_loss', 'tiny_vae', 'vae_loss', 'compute_scaling_factor', 'reconstruct', 'psnr',
+           'error_map', 'corner_errors']
 
 # %% ../nbs/05_vae.ipynb #7518492b
 def _conv(c_in: int, c_out: int, stride: int = 1) -> nn.Sequential:
@@ -65,3 +66,20 @@ def compute_scaling_factor(vae: AutoencoderKL, pixel_values: torch.Tensor, batch
 def reconstruct(vae: AutoencoderKL, pixel_values: torch.Tensor) -> torch.Tensor:
     "Encode to the latent mean and decode back: what survives the 48× compression."
     return vae.decode(vae.encode(pixel_values).latent_dist.mean).sample.clamp(-1, 1)
+
+# %% ../nbs/05_vae.ipynb #e1a2b3c4
+def psnr(recon: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    "Peak signal-to-noise ratio of each picture in dB, for pictures in [-1, 1] (peak-to-peak 2, so 10·log10(4 / MSE))."
+    return 10 * torch.log10(4 / (recon - target).pow(2).flatten(1).mean(1))
+
+def error_map(vae: AutoencoderKL, pixel_values: torch.Tensor, batch_size: int = 250) -> torch.Tensor:
+    "Mean absolute reconstruction error at each pixel position, over pictures and channels, in 0–255 grey levels."
+    err = sum((reconstruct(vae, x) - x).abs().sum((0, 1)) for x in pixel_values.split(batch_size))
+    return err * 127.5 / (len(pixel_values) * pixel_values.shape[1])
+
+def corner_errors(err_map: torch.Tensor, size: int = 8) -> dict:
+    "Mean of an error map over each `size`×`size` corner."
+    s = size
+    return dict(top_left=float(err_map[:s, :s].mean()), top_right=float(err_map[:s, -s:].mean()),
+                bottom_left=float(err_map[-s:, :s].mean()), bottom_right=float(err_map[-s:, -s:].mean()))
+

@@ -47,7 +47,7 @@ def test_self_attention_matches_clip_attention_module():
 
 @pytest.fixture(scope='module')
 def shipped():
-    from sdfound.tiny import models_dir
+    from sdfound.core import models_dir
     path = models_dir() / 'tiny-clip'
     return CLIPModel.from_pretrained(path, dtype=torch.float32).eval(), CLIPTokenizer.from_pretrained(path)
 

@@ -3,7 +3,7 @@ import json, os, subprocess
 from pathlib import Path
 import numpy as np, pytest, torch
 from PIL import Image
-from sdfound.tiny import models_dir
+from sdfound.core import models_dir
 
 TINY = models_dir() / 'tiny'
 OFFLINE = dict(os.environ, HF_HUB_OFFLINE='1', HF_DATASETS_OFFLINE='1', TRANSFORMERS_OFFLINE='1')

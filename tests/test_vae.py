@@ -1,10 +1,11 @@
 """The autoencoder lesson: 48× compression, the scaling factor is 1/std of the latents, and the shipped VAE gives pictures back."""
-import pytest, torch
+import math, pytest, torch
 import torch.nn.functional as F
 from diffusers import AutoencoderKL
 from sdfound.core import fit
 from sdfound.data import DigitScenes
-from sdfound.vae import ConvAutoencoder, autoencoder_loss, compute_scaling_factor, reconstruct, tiny_vae
+from sdfound.vae import (ConvAutoencoder, autoencoder_loss, compute_scaling_factor, corner_errors, error_map, psnr,
+                         reconstruct, tiny_vae)
 
 torch.set_num_threads(1)
 pytestmark = pytest.mark.filterwarnings('ignore::DeprecationWarning')
@@ -47,7 +48,7 @@ def test_reconstruct_decodes_the_latent_mean():
 
 @pytest.fixture(scope='module')
 def shipped_vae():
-    from sdfound.tiny import models_dir
+    from sdfound.core import models_dir
     return AutoencoderKL.from_pretrained(models_dir() / 'tiny' / 'vae').eval()
 
 def test_shipped_vae_latents_have_unit_std_after_scaling(shipped_vae):
@@ -60,3 +61,27 @@ def test_shipped_vae_reconstructs_unseen_pictures(shipped_vae):
     x = pictures(64, seed=4)
     err = (reconstruct(shipped_vae, x) - x).abs().mean().item() * 127.5  # in 0–255 levels
     assert err < 12
+
+def test_psnr_is_ten_log10_of_four_over_mse():
+    x = torch.zeros(2, 3, 4, 4); y = x.clone(); y[0] += 0.2; y[1] += 0.02
+    torch.testing.assert_close(psnr(y, x), torch.tensor([10 * math.log10(4 / 0.04), 10 * math.log10(4 / 0.0004)]))
+
+def test_corner_errors_reads_each_corner():
+    m = torch.zeros(64, 64); m[:8, -8:] = 12; m[-8:, :8] = 3
+    assert corner_errors(m) == dict(top_left=0, top_right=12, bottom_left=3, bottom_right=0)
+
+# The shipped VAE paints a blotch into the top-right corner and blurs thin strokes (bench/results/vae_blotch.md): these
+# two tests measure it, and pass once a VAE without it ships
+@pytest.mark.xfail(strict=True, reason='the shipped VAE has a top-right blotch (bench/results/vae_blotch.md)')
+def test_shipped_vae_has_no_corner_blotch(shipped_vae):
+    # flat background fills almost every corner: a good decoder gives it back evenly, whatever the corner
+    ds = DigitScenes(600, seed=12345)
+    x = torch.stack([ds[i]['image'] for i in range(len(ds))])
+    c = corner_errors(error_map(shipped_vae, x))
+    assert max(c.values()) <= 4, c
+    assert max(c.values()) <= 1.25 * min(c.values()), c
+
+@pytest.mark.xfail(strict=True, reason='the shipped VAE reconstructs at 25 dB (bench/results/vae_blotch.md)')
+def test_shipped_vae_reconstructs_sharply(shipped_vae):
+    x = pictures(200, seed=6)
+    assert psnr(reconstruct(shipped_vae, x), x).mean() >= 28
