@@ -144,7 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument('--init-image', default=None, help='PNG to start from (img2img)')
     g.add_argument('--strength', type=float, default=None, help='img2img: how much to change the init image, 0–1 (default 0.8)')
     g.add_argument('--scheduler', default=None, help='pndm, ddim, ddpm, euler, euler_a, lms or dpm++ (default: the model\'s own)')
-    g.add_argument('--model', default=None, help='tiny, sd15, sd14, a local folder or a hub id (default: $SDFOUND_MODEL or tiny)')
+    g.add_argument('--model', default=None, help='tiny, sd15-mini, sd15, sd14, a local folder or a hub id (default: $SDFOUND_MODEL or tiny)')
     g.add_argument('--dtype', default=None, help='float32, bfloat16 or float16 (default: float16 on CUDA, float32 elsewhere); '
                    'bfloat16 makes several pictures (-n 8) faster on CPUs that multiply it natively (AVX512-BF16, AMX)')
     g.add_argument('-o', '--output', required=True, help='PNG file to write')

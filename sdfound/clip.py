@@ -6,7 +6,7 @@ Docs: https://github.com/sdfound/sdfound/clip.html.md"""
 
 # %% ../nbs/06_clip.ipynb #50d3522b
 from __future__ import annotations
-import json, tempfile
+import functools, json, tempfile
 from pathlib import Path
 import numpy as np
 import torch
@@ -14,9 +14,9 @@ import torch.nn.functional as F
 from transformers import CLIPConfig, CLIPModel, CLIPTextConfig, CLIPTokenizer, CLIPVisionConfig
 
 # %% auto #0
-__all__ = ['BOS', 'EOS', 'train_tokenizer', 'tokenize', 'causal_mask', 'self_attention', 'quick_gelu', 'text_encoder_by_hand',
-           'pooled_output', 'tiny_clip_config', 'contrastive_loss', 'clip_loss', 'text_embeddings', 'image_embeddings',
-           'same_colour_batches']
+__all__ = ['BOS', 'EOS', 'train_tokenizer', 'tokenize', 'bytes_to_unicode', 'sd_tokenizer', 'causal_mask', 'self_attention',
+           'quick_gelu', 'text_encoder_by_hand', 'pooled_output', 'tiny_clip_config', 'contrastive_loss', 'clip_loss',
+           'text_embeddings', 'image_embeddings', 'same_colour_batches']
 
 # %% ../nbs/06_clip.ipynb #f2890b1d
 BOS, EOS = '<|startoftext|>', '<|endoftext|>'
@@ -45,6 +45,30 @@ def train_tokenizer(captions: list[str], vocab_size: int = 400, max_length: int 
 def tokenize(tokenizer: CLIPTokenizer, texts: list[str]) -> torch.Tensor:
     "Token ids padded to the tokenizer's maximum length, as Stable Diffusion's pipelines do."
     return tokenizer(list(texts), padding='max_length', max_length=tokenizer.model_max_length, truncation=True, return_tensors='pt').input_ids
+
+# %% ../nbs/06_clip.ipynb #f4a5b6c7
+def bytes_to_unicode() -> dict[int, str]:
+    "GPT-2's and CLIP's map from each of the 256 byte values to a printable character, so that BPE works on text of any language."
+    printable = list(range(ord('!'), ord('~') + 1)) + list(range(ord('¡'), ord('¬') + 1)) + list(range(ord('®'), ord('ÿ') + 1))
+    extra = [b for b in range(256) if b not in printable]  # spaces, control bytes…: moved past 255 to printable code points
+    return dict(zip(printable + extra, map(chr, printable + [256 + i for i in range(len(extra))])))
+
+@functools.lru_cache(1)  # parsing 48,894 merges takes a second: once is enough
+def _sd_vocabulary():
+    import gzip
+    from sdfound.core import models_dir
+    lines = gzip.open(models_dir() / 'sd-tokenizer' / 'bpe_simple_vocab_16e6.txt.gz', 'rt', encoding='utf-8').read().split('\n')
+    merges = [tuple(l.split()) for l in lines[1:49152 - 256 - 2 + 1]]  # the first line is a header; CLIP keeps 48,894 merges
+    chars = list(bytes_to_unicode().values())
+    # ids: the 256 bytes, the same ending a word, one token per merge in merge order, then the two special tokens
+    tokens = chars + [c + '</w>' for c in chars] + [a + b for a, b in merges] + [BOS, EOS]
+    return {t: i for i, t in enumerate(tokens)}, merges
+
+def sd_tokenizer() -> CLIPTokenizer:
+    "Stable Diffusion 1.x's tokenizer (OpenAI CLIP's BPE: 49,408 tokens, 77 positions, padded with end-of-text), built offline from the vocabulary file inside sdfound."
+    vocab, merges = _sd_vocabulary()
+    return CLIPTokenizer(vocab=vocab, merges=merges, model_max_length=77, bos_token=BOS, eos_token=EOS, pad_token=EOS, unk_token=EOS)
+
 
 # %% ../nbs/06_clip.ipynb #4cd13314
 def causal_mask(n: int, device=None) -> torch.Tensor:

@@ -14,7 +14,7 @@ from PIL import Image
 from .core import get_device, default_model
 
 # %% auto #0
-__all__ = ['MODEL_IDS', 'scheduler_classes', 'ModelNotFound', 'resolve_model', 'load_pipeline', 'img2img_from', 'is_tiny', 'for_model', 'image_size', 'enlarge', 'generators', 'noise_predictions', 'guide', 'img2img_timesteps', 'decode_latents', 'LatentsCallback', 'latents_callback', 'cuda_peak', 'encode_images', 'tokenize_prompts', 'denoising_loss', 'denoiser_loss', 'add_token', 'train_textual_inversion', 'plot_training', 'save_textual_inversion', 'train_dreambooth']
+__all__ = ['MODEL_IDS', 'OFFLINE_MODELS', 'scheduler_classes', 'ModelNotFound', 'resolve_model', 'load_pipeline', 'img2img_from', 'is_tiny', 'for_model', 'image_size', 'enlarge', 'generators', 'noise_predictions', 'guide', 'img2img_timesteps', 'decode_latents', 'LatentsCallback', 'latents_callback', 'cuda_peak', 'encode_images', 'tokenize_prompts', 'denoising_loss', 'denoiser_loss', 'add_token', 'train_textual_inversion', 'plot_training', 'save_textual_inversion', 'train_dreambooth']
 
 # %% ../nbs/02_pipelines.ipynb #7d05cc79
 MODEL_IDS = {'sd15': 'stable-diffusion-v1-5/stable-diffusion-v1-5', 'sd14': 'CompVis/stable-diffusion-v1-4'}
@@ -25,23 +25,27 @@ def scheduler_classes() -> dict:
     return {'pndm': d.PNDMScheduler, 'ddim': d.DDIMScheduler, 'ddpm': d.DDPMScheduler, 'euler': d.EulerDiscreteScheduler,
             'euler_a': d.EulerAncestralDiscreteScheduler, 'lms': d.LMSDiscreteScheduler, 'dpm++': d.DPMSolverMultistepScheduler}
 
+OFFLINE_MODELS = "tiny (trained, 64-pixel digits) or sd15-mini (SD 1.5's shapes, random weights)"
+
 class ModelNotFound(Exception):
-    "The model name is neither `tiny`, a known alias, a local folder, nor a loadable hub id."
+    "The model name is neither `tiny`, a stand-in, a known alias, a local folder, nor a loadable hub id."
 
 def resolve_model(model: str | os.PathLike | None = None) -> str:
-    "Where a model name points: the shipped tiny folder, a hub id for `sd15`/`sd14`, a local folder, or a hub id as given."
+    "Where a model name points: the shipped tiny folder, a stand-in's folder (built if needed), a hub id for `sd15`/`sd14`, a local folder, or a hub id as given."
     from sdfound.core import models_dir
+    from sdfound.sd15 import STANDINS, standin_folder
     model = str(model or default_model())
     if model == 'tiny':
         path = models_dir() / 'tiny'
         if not (path / 'model_index.json').exists(): raise ModelNotFound(f"the tiny model is missing from {path}; reinstall sdfound")
         return str(path)
+    if model in STANDINS: return str(standin_folder(model))
     if model in MODEL_IDS: return MODEL_IDS[model]
     if Path(model).is_dir():
         if not (Path(model) / 'model_index.json').exists(): raise ModelNotFound(f"folder {model!r} has no model_index.json: not a diffusers pipeline")
         return model
     if re.fullmatch(r'[\w.-]+/[\w.-]+', model): return model  # looks like a hub id
-    raise ModelNotFound(f"unknown model {model!r}: use tiny, sd15, sd14, a local pipeline folder, or a hub id like owner/name")
+    raise ModelNotFound(f"unknown model {model!r}: use tiny, sd15-mini, sd15-random, sd15, sd14, a local pipeline folder, or a hub id like owner/name")
 
 # %% ../nbs/02_pipelines.ipynb #7cd1c1a4
 def load_pipeline(model: str | os.PathLike | None = None, device=None, dtype=None, scheduler: str | None = None, img2img: bool = False):
@@ -52,11 +56,16 @@ def load_pipeline(model: str | os.PathLike | None = None, device=None, dtype=Non
     where = resolve_model(model)
     device, dtype = get_device(device, dtype)
     cls = StableDiffusionImg2ImgPipeline if img2img else StableDiffusionPipeline
-    kw = dict(safety_checker=None, requires_safety_checker=False) if Path(where).is_dir() else {}
+    local = Path(where).is_dir()
+    # sdfound's own folders carry no safety checker; hub models keep theirs (diffusers' default), and SD 1.5 in fp16
+    # downloads only its fp16 weights (`variant`): 2 GB instead of 6
+    kw = dict(safety_checker=None, requires_safety_checker=False) if local else {}
+    if where == MODEL_IDS['sd15'] and dtype == torch.float16: kw['variant'] = 'fp16'
     try: pipe = cls.from_pretrained(where, dtype=dtype, **kw)
     except Exception as e:
-        if Path(where).is_dir(): raise ModelNotFound(f"could not load the pipeline in {where!r}: {type(e).__name__}: {e}") from None
-        raise ModelNotFound(f"could not load {where!r} from the Hugging Face hub ({type(e).__name__}). Offline? Use the embedded model: tiny") from None
+        if local: raise ModelNotFound(f"could not load the pipeline in {where!r}: {type(e).__name__}: {e}") from None
+        raise ModelNotFound(f"could not load {where!r} from the Hugging Face hub ({type(e).__name__}). Offline? "
+                            f"These work offline: {OFFLINE_MODELS}") from None
     if scheduler: pipe.scheduler = scheduler_classes()[scheduler].from_config(pipe.scheduler.config)
     pipe.set_progress_bar_config(disable=None)
     return pipe.to(device)

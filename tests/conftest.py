@@ -1,5 +1,7 @@
-import os
+import os, tempfile
 os.environ.setdefault('MPLBACKEND', 'Agg')
+# stand-ins (sd15-mini) are built once into a cache of the tests' own, not the learner's ~/.cache
+os.environ.setdefault('SDFOUND_CACHE', os.path.join(tempfile.gettempdir(), 'sdfound-test-cache'))
 
 _notebook_times = {}
 
