@@ -15,17 +15,18 @@ __all__ = ['STANDINS', 'sd15_architecture', 'count_parameters', 'build_sd15', 'c
 
 # %% ../nbs/11_sd15.ipynb #06f40ef1
 def sd15_architecture(width: int = 320, layers: int = 2, text_layers: int = 12, vae_width: int = 128,
-                      attention_at_full_size: bool = True) -> dict:
+                      attention_levels: tuple = (0, 1, 2), vae_attention: bool = True) -> dict:
     "Configs of SD 1.5's `unet`, `vae` and `text_encoder`: the defaults are SD 1.5 itself; smaller knobs make a narrower model with the same outer shapes."
-    w, attn_top = width, attention_at_full_size
+    w = width
+    # the UNet's levels work at 64, 32, 16 and 8 latent pixels; SD 1.5 attends (self and to the text) at the first three
+    attn = lambda level, kind: f'CrossAttn{kind}Block2D' if level in attention_levels else f'{kind}Block2D'
     unet = dict(sample_size=64, in_channels=4, out_channels=4, layers_per_block=layers, block_out_channels=(w, 2 * w, 4 * w, 4 * w),
-                down_block_types=('CrossAttnDownBlock2D' if attn_top else 'DownBlock2D', 'CrossAttnDownBlock2D', 'CrossAttnDownBlock2D', 'DownBlock2D'),
-                up_block_types=('UpBlock2D', 'CrossAttnUpBlock2D', 'CrossAttnUpBlock2D', 'CrossAttnUpBlock2D' if attn_top else 'UpBlock2D'),
+                down_block_types=tuple(attn(level, 'Down') for level in range(4)), up_block_types=tuple(attn(level, 'Up') for level in reversed(range(4))),
                 cross_attention_dim=768, attention_head_dim=8, norm_num_groups=min(32, w))
     v = vae_width
     vae = dict(sample_size=512, in_channels=3, out_channels=3, latent_channels=4, block_out_channels=(v, 2 * v, 4 * v, 4 * v),
                down_block_types=('DownEncoderBlock2D',) * 4, up_block_types=('UpDecoderBlock2D',) * 4, layers_per_block=layers,
-               norm_num_groups=min(32, v), scaling_factor=0.18215, mid_block_add_attention=attn_top)
+               norm_num_groups=min(32, v), scaling_factor=0.18215, mid_block_add_attention=vae_attention)
     # CLIP's tokenizer: 49,408 tokens, start 49406, end (and padding) 49407
     text_encoder = dict(vocab_size=49408, hidden_size=768, intermediate_size=3072, num_hidden_layers=text_layers, num_attention_heads=12,
                         max_position_embeddings=77, hidden_act='quick_gelu', projection_dim=768, bos_token_id=49406, eos_token_id=49407, pad_token_id=49407)
@@ -41,7 +42,8 @@ def count_parameters(arch: dict) -> dict:
         return {part: sum(p.numel() for p in build[part](cfg).parameters()) for part, cfg in arch.items()}
 
 # %% ../nbs/11_sd15.ipynb #368f0ede
-STANDINS = {'sd15-mini': dict(width=16, layers=1, text_layers=1, vae_width=8, attention_at_full_size=False),
+# sd15-mini attends only at 16×16: self-attention over 64×64 or 32×32 positions would cost a CPU most of its time
+STANDINS = {'sd15-mini': dict(width=16, layers=1, text_layers=1, vae_width=8, attention_levels=(2,), vae_attention=False),
             'sd15-random': dict()}
 
 def build_sd15(name: str = 'sd15-mini', seed: int = 0):
@@ -82,21 +84,21 @@ def _marker(folder: Path) -> dict:
     except (OSError, ValueError): return {}
 
 def standin_folder(name: str = 'sd15-mini') -> Path:
-    "The folder of stand-in `name`, built (seconds for `sd15-mini`) when it is missing or was built by another sdfound version."
+    "The folder of stand-in `name`, built (seconds for `sd15-mini`) when it is missing or was built by another sdfound version or recipe."
     from sdfound import __version__
     if name not in STANDINS: raise ValueError(f"unknown stand-in {name!r}: choose one of {', '.join(STANDINS)}")
     folder = cache_dir() / name
-    if _marker(folder).get('sdfound_version') == __version__: return folder
+    marker = json.loads(json.dumps(dict(model=name, random_weights=True, sdfound_version=__version__, architecture=STANDINS[name])))
+    if _marker(folder) == marker: return folder
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f'.{name}-', dir=folder.parent))  # build beside it, then swap in: never half a folder
     try:
         with _quiet(): build_sd15(name).to(dtype=torch.float16).save_pretrained(tmp, safe_serialization=True)
-        (tmp / 'sdfound.json').write_text(json.dumps(dict(model=name, random_weights=True, sdfound_version=__version__,
-                                                          architecture=STANDINS[name]), indent=1))
+        (tmp / 'sdfound.json').write_text(json.dumps(marker, indent=1))
         shutil.rmtree(folder, ignore_errors=True)
         try: tmp.rename(folder)
         except OSError:  # another process swapped its own copy in first
-            if _marker(folder).get('sdfound_version') != __version__: raise
+            if _marker(folder) != marker: raise
     finally: shutil.rmtree(tmp, ignore_errors=True)
     return folder
 

@@ -15,6 +15,25 @@ def test_notebook_runs(nb):
     ok, secs = nbdev_test.test_nb(NBS / nb, skip_flags=ALL_FLAGS, force_flags=force, basepath=NBS.parent)
     assert ok, f"{nb} failed (traceback above)"
 
+# the lessons that load a pipeline: on a GPU with internet they run real SD 1.5, so each also runs here on the
+# sd15-mini stand-in (SD 1.5's shapes, random weights), which takes their SD 1.5 branches
+PIPELINE_LESSONS = ['02_pipelines.ipynb', '03_pipelines_concepts.ipynb', '07_schedulers.ipynb', '08_sampling.ipynb', '90_cli.ipynb']
+
+@pytest.mark.parametrize('nb', PIPELINE_LESSONS, ids=lambda nb: f'sd15-mini:{nb}')
+def test_notebook_runs_on_the_sd15_stand_in(nb, monkeypatch):
+    from diffusers import DiffusionPipeline
+    decoded = []  # the width of every picture a loaded pipeline's VAE decodes
+    load = DiffusionPipeline.from_pretrained.__func__
+    def load_and_watch(cls, *args, **kw):
+        pipe = load(cls, *args, **kw)
+        if getattr(pipe, 'vae', None) is not None: pipe.vae.decoder.register_forward_hook(lambda m, i, out: decoded.append(out.shape[-1]))
+        return pipe
+    monkeypatch.setattr(DiffusionPipeline, 'from_pretrained', classmethod(load_and_watch))
+    monkeypatch.setenv('SDFOUND_MODEL', 'sd15-mini')
+    ok, secs = nbdev_test.test_nb(NBS / nb, skip_flags=ALL_FLAGS, basepath=NBS.parent)
+    assert ok, f"{nb} failed on sd15-mini (traceback above)"
+    assert 512 in decoded, f"{nb} made no 512-pixel picture: its SD 1.5 branches did not run"
+
 def test_there_are_notebooks():
     assert len(list(NBS.glob('[0-9]*.ipynb'))) >= 2
 
