@@ -6,7 +6,7 @@ Docs: https://github.com/sdfound/sdfound/cli.html.md"""
 
 # %% ../nbs/90_cli.ipynb #16c2d28f
 from __future__ import annotations
-import argparse, os, sys, tempfile
+import argparse, math, os, sys, tempfile
 from pathlib import Path
 from PIL import Image
 
@@ -58,11 +58,16 @@ def _check_generate(args) -> None:
     from sdfound.pipelines import scheduler_classes
     if not args.prompt.strip(): raise UsageError("the prompt is empty")
     if args.steps <= 0: raise UsageError(f"--steps must be ≥ 1, got {args.steps}")
-    if args.guidance < 0: raise UsageError(f"--guidance must be ≥ 0, got {args.guidance}")
+    # argparse's float() takes 'nan' and 'inf', and every comparison with nan is False: test finiteness first
+    if not math.isfinite(args.guidance) or args.guidance < 0: raise UsageError(f"--guidance must be a number ≥ 0, got {args.guidance}")
     if not 1 <= args.n <= 64: raise UsageError(f"-n must be between 1 and 64, got {args.n}")
     if args.seed < 0: raise UsageError(f"--seed must be ≥ 0, got {args.seed}")
     if args.strength is not None and args.init_image is None: raise UsageError("--strength needs --init-image")
-    if args.strength is not None and not 0 <= args.strength <= 1: raise UsageError(f"--strength must be in [0, 1], got {args.strength}")
+    if args.strength is not None:
+        # strength s runs the last int(steps·s) steps: none at all would hand back the init picture untouched
+        if not (math.isfinite(args.strength) and 0 < args.strength <= 1): raise UsageError(f"--strength must be in (0, 1], got {args.strength}")
+        if int(args.steps * args.strength) < 1:
+            raise UsageError(f"--strength {args.strength} with --steps {args.steps} runs no step (int(steps × strength) = 0): raise either")
     if args.scheduler is not None and args.scheduler not in scheduler_classes():
         raise UsageError(f"unknown scheduler {args.scheduler!r}; choose one of: {', '.join(scheduler_classes())}")
     if args.dtype is not None and args.dtype not in DTYPES: raise UsageError(f"unknown --dtype {args.dtype!r}; choose one of: {', '.join(DTYPES)}")
@@ -71,6 +76,7 @@ def _check_generate(args) -> None:
     check_output_path(args.output)
 
 def _read_init_image(path: str) -> Image.Image:
+    if Path(path).is_dir(): raise UsageError(f"init image {path!r} is a folder, not a picture")
     if not Path(path).is_file(): raise UsageError(f"init image {path!r} does not exist")
     try:
         with Image.open(path) as im: return im.convert('RGB')
@@ -159,6 +165,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     "Entry point of the `sdfound` command."
+    from sdfound.core import quiet_libraries
+    quiet_libraries()
     parser = build_parser()
     args = parser.parse_args(argv)
     try: args.func(args)

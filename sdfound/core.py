@@ -12,8 +12,9 @@ import torch
 from PIL import Image
 
 # %% auto #0
-__all__ = ['get_device', 'default_model', 'seed_everything', 'pil_to_tensor', 'tensor_to_pil', 'image_grid', 'show_images',
-           'models_dir', 'save_weights', 'load_weights', 'lr_shape', 'batch_sampler', 'native_bf16', 'fit']
+__all__ = ['get_device', 'default_model', 'quiet_libraries', 'check_number', 'seed_everything', 'pil_to_tensor', 'tensor_to_pil',
+           'image_grid', 'show_images', 'models_dir', 'save_weights', 'load_weights', 'lr_shape', 'batch_sampler',
+           'native_bf16', 'fit']
 
 # %% ../nbs/00_core.ipynb #aa46031f
 def get_device(device: str | torch.device | None = None, dtype: torch.dtype | None = None) -> tuple[torch.device, torch.dtype]:
@@ -35,7 +36,26 @@ def default_model(for_cli: bool = False) -> str:
     if for_cli: return 'tiny'
     return 'sd15' if torch.cuda.is_available() else 'tiny'
 
+def quiet_libraries() -> None:
+    "Keep library chatter off the terminal — loading bars, notices about optional packages, diffusers' copy of the truncation warning — so each line printed is one that matters. The denoising progress bar stays (on a terminal)."
+    import transformers, diffusers
+    transformers.logging.set_verbosity_error(); transformers.logging.disable_progress_bar()
+    diffusers.utils.logging.set_verbosity_error(); diffusers.utils.logging.disable_progress_bar()
+
 # %% ../nbs/00_core.ipynb #afaf29d4
+def check_number(name: str, value, low=None, high=None, integer: bool = False, low_open: bool = False):
+    "`value`, if it is a finite number (an int with `integer`) in [`low`, `high`] — (`low`, `high`] with `low_open` —; else one `ValueError` naming `name`."
+    import math
+    kind = 'an int' if integer else 'a number'
+    ok_type = isinstance(value, (int, np.integer)) if integer else isinstance(value, (int, float, np.integer, np.floating))
+    # nan compares False with everything, so finiteness is tested before any bound
+    ok = ok_type and not isinstance(value, bool) and math.isfinite(value) and (low is None or (value > low if low_open else value >= low)) \
+         and (high is None or value <= high)
+    if not ok:
+        bounds = ' and '.join(b for b in ((f"> {low}" if low_open else f"≥ {low}") if low is not None else '', f"≤ {high}" if high is not None else '') if b)
+        raise ValueError(f"{name} must be {kind}{' ' + bounds if bounds else ''}, got {value!r}")
+    return value
+
 def seed_everything(seed: int, device: str | torch.device = 'cpu') -> torch.Generator:
     "Seed `random`, NumPy and torch; return a `torch.Generator` on `device` seeded with `seed`."
     if not isinstance(seed, int) or seed < 0: raise ValueError(f"seed must be a non-negative int, got {seed!r}")
@@ -155,7 +175,10 @@ def fit(model: torch.nn.Module, loss_fn, get_batch, steps: int, lr: float = 1e-3
     from accelerate import Accelerator
     from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
     from tqdm.auto import tqdm
-    if steps < 1: raise ValueError(f"steps must be ≥ 1, got {steps}")
+    check_number('steps', steps, 1, integer=True); check_number('lr', lr, 0, low_open=True); check_number('weight_decay', weight_decay, 0)
+    check_number('warmup', warmup, 1, integer=True); check_number('ckpt_every', ckpt_every, 1, integer=True)
+    if restart_at is not None: check_number('restart_at', restart_at, 1, integer=True)
+    if not callable(loss_fn) or not callable(get_batch): raise TypeError("loss_fn and get_batch must be functions: loss_fn(model, batch), get_batch(step)")
     if ema is not None and not 0 < ema < 1: raise ValueError(f"ema must be a decay between 0 and 1, got {ema}")
     acc = accelerator or Accelerator()
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)

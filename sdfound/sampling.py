@@ -9,7 +9,7 @@ from __future__ import annotations
 import inspect
 import torch
 from PIL import Image
-from .core import pil_to_tensor
+from .core import pil_to_tensor, check_number
 from .schedulers import Euler, randn
 
 # %% auto #0
@@ -65,6 +65,7 @@ def generate_by_hand(prompt: str, tokenizer, text_encoder, unet, vae, scheduler,
                      guidance_scale: float = 7.5, num_inference_steps: int = 30, generator=None, height=None, width=None,
                      eta: float = 0.0, output_type: str = 'pil'):
     "Stable Diffusion's text-to-image loop, written out: the same numbers as `StableDiffusionPipeline`."
+    check_number('num_inference_steps', num_inference_steps, 1, integer=True); check_number('guidance_scale', guidance_scale)
     text = torch.cat([encode_text(tokenizer, text_encoder, negative_prompt or ''), encode_text(tokenizer, text_encoder, prompt)])
     scheduler.set_timesteps(num_inference_steps, device=unet.device)
     f = 2 ** (len(vae.config.block_out_channels) - 1)                  # how much the VAE shrinks each side: 8
@@ -79,6 +80,8 @@ def img2img_by_hand(image, prompt: str, tokenizer, text_encoder, unet, vae, sche
                     negative_prompt: str | None = None, guidance_scale: float = 7.5, num_inference_steps: int = 50,
                     generator=None, eta: float = 0.0, output_type: str = 'pil'):
     "Start from `image` (PIL, or a tensor in [-1, 1]) noised `strength` of the way, then denoise as `generate_by_hand` does."
+    check_number('num_inference_steps', num_inference_steps, 1, integer=True); check_number('guidance_scale', guidance_scale)
+    check_number('strength', strength, 0, 1, low_open=True)
     text = torch.cat([encode_text(tokenizer, text_encoder, negative_prompt or ''), encode_text(tokenizer, text_encoder, prompt)])
     scheduler.set_timesteps(num_inference_steps, device=unet.device)
     init_timestep = min(int(num_inference_steps * strength), num_inference_steps)  # how many steps we will run
@@ -99,6 +102,7 @@ def sgd():
 
 def momentum(beta: float = 0.5):
     "Momentum: step along a (bias-corrected) running average of the gradients. β < 0 extrapolates instead of averaging."
+    if not -1 < check_number('beta', beta) < 1: raise ValueError(f"beta must be between -1 and 1 (exclusive), got {beta!r}")
     avg = 0
     def update(g, lr, i):
         nonlocal avg
@@ -109,6 +113,9 @@ def momentum(beta: float = 0.5):
 # %% ../nbs/08_sampling.ipynb #83d8dec7
 def adam(beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8, per_element: bool = True):
     "Adam: bias-corrected momentum over the bias-corrected RMS of the gradient (per element, or over the whole latent)."
+    for name, b in (('beta1', beta1), ('beta2', beta2)):
+        if not 0 <= check_number(name, b) < 1: raise ValueError(f"{name} must be in [0, 1), got {b!r}")
+    check_number('eps', eps, 0, low_open=True)
     m = v = 0
     def update(g, lr, i):
         nonlocal m, v
@@ -131,6 +138,7 @@ def sample_with_optimiser(prompt: str, tokenizer, text_encoder, unet, vae, sched
                           guidance_scale: float = 7.5, num_inference_steps: int = 20, generator=None, use_karras_sigmas: bool = False,
                           height=None, width=None, output_type: str = 'pil'):
     "Sampling as optimisation: ε̂ from the guided UNet is the gradient, σ_i − σ_{i+1} the learning rate, `update` (default `sgd()`) the optimiser."
+    check_number('num_inference_steps', num_inference_steps, 1, integer=True); check_number('guidance_scale', guidance_scale)
     text = torch.cat([encode_text(tokenizer, text_encoder, negative_prompt or ''), encode_text(tokenizer, text_encoder, prompt)])
     euler = Euler.from_config(scheduler.config, use_karras_sigmas=use_karras_sigmas)  # lends us its σ's and time steps
     euler.set_timesteps(num_inference_steps)
