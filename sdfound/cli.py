@@ -11,11 +11,12 @@ from pathlib import Path
 from PIL import Image
 
 # %% auto #0
-__all__ = ['DTYPES', 'UsageError', 'check_output_path', 'save_png', 'scenes_grid', 'generate', 'build_parser', 'main']
+__all__ = ['DTYPES', 'UsageError', 'check_output_path', 'save_png', 'scenes_grid', 'check_generate_options', 'generate',
+           'build_parser', 'main']
 
 # %% ../nbs/90_cli.ipynb #b0f8c4d4
-class UsageError(Exception):
-    "A bad argument: reported as one line and exit code 2."
+class UsageError(ValueError):
+    "A bad argument: on the command line one line and exit code 2; from Python, a `ValueError`."
 
 def check_output_path(out: str | os.PathLike, suffix: str = '.png') -> Path:
     "The output path, if its folder exists and its suffix is `suffix`; else a `UsageError`."
@@ -53,26 +54,31 @@ def _scenes(args) -> None:
 # %% ../nbs/90_cli.ipynb #51af5fdb
 DTYPES = ('float32', 'bfloat16', 'float16')  # the number formats `generate` computes in
 
-def _check_generate(args) -> None:
+def check_generate_options(prompt, steps=30, guidance=7.5, n=1, seed=0, strength=None, init_image=False, scheduler=None, dtype=None) -> None:
+    "Every option of `generate` checked before any work: a `UsageError` (a `ValueError`) naming the first bad one. `strength` is checked only with an `init_image`."
     from sdfound.core import get_device
     from sdfound.pipelines import scheduler_classes
-    if not args.prompt.strip(): raise UsageError("the prompt is empty")
-    if args.steps <= 0: raise UsageError(f"--steps must be ≥ 1, got {args.steps}")
+    isint = lambda v: isinstance(v, int) and not isinstance(v, bool)
+    if not isinstance(prompt, str) or not prompt.strip(): raise UsageError(f"the prompt must be some text, got {prompt!r}")
+    if not isint(steps) or steps < 1: raise UsageError(f"--steps must be an int ≥ 1, got {steps!r}")
     # argparse's float() takes 'nan' and 'inf', and every comparison with nan is False: test finiteness first
-    if not math.isfinite(args.guidance) or args.guidance < 0: raise UsageError(f"--guidance must be a number ≥ 0, got {args.guidance}")
-    if not 1 <= args.n <= 64: raise UsageError(f"-n must be between 1 and 64, got {args.n}")
-    if args.seed < 0: raise UsageError(f"--seed must be ≥ 0, got {args.seed}")
-    if args.strength is not None and args.init_image is None: raise UsageError("--strength needs --init-image")
-    if args.strength is not None:
+    if not isinstance(guidance, (int, float)) or not math.isfinite(guidance) or guidance < 0: raise UsageError(f"--guidance must be a number ≥ 0, got {guidance!r}")
+    if not isint(n) or not 1 <= n <= 64: raise UsageError(f"-n must be between 1 and 64, got {n!r}")
+    if not isint(seed) or seed < 0: raise UsageError(f"--seed must be an int ≥ 0, got {seed!r}")
+    if strength is not None and init_image:
         # strength s runs the last int(steps·s) steps: none at all would hand back the init picture untouched
-        if not (math.isfinite(args.strength) and 0 < args.strength <= 1): raise UsageError(f"--strength must be in (0, 1], got {args.strength}")
-        if int(args.steps * args.strength) < 1:
-            raise UsageError(f"--strength {args.strength} with --steps {args.steps} runs no step (int(steps × strength) = 0): raise either")
-    if args.scheduler is not None and args.scheduler not in scheduler_classes():
-        raise UsageError(f"unknown scheduler {args.scheduler!r}; choose one of: {', '.join(scheduler_classes())}")
-    if args.dtype is not None and args.dtype not in DTYPES: raise UsageError(f"unknown --dtype {args.dtype!r}; choose one of: {', '.join(DTYPES)}")
-    if args.dtype == 'float16' and get_device()[0].type == 'cpu':  # PyTorch's CPU float16 kernels are slow or missing
+        if not isinstance(strength, (int, float)) or not (math.isfinite(strength) and 0 < strength <= 1): raise UsageError(f"--strength must be in (0, 1], got {strength!r}")
+        if int(steps * strength) < 1:
+            raise UsageError(f"--strength {strength} with --steps {steps} runs no step (int(steps × strength) = 0): raise either")
+    if scheduler is not None and scheduler not in scheduler_classes():
+        raise UsageError(f"unknown scheduler {scheduler!r}; choose one of: {', '.join(scheduler_classes())}")
+    if dtype is not None and dtype not in DTYPES: raise UsageError(f"unknown --dtype {dtype!r}; choose one of: {', '.join(DTYPES)}")
+    if dtype == 'float16' and get_device()[0].type == 'cpu':  # PyTorch's CPU float16 kernels are slow or missing
         raise UsageError("--dtype float16 needs a GPU; on the CPU use float32 or bfloat16")
+
+def _check_generate(args) -> None:
+    if args.strength is not None and args.init_image is None: raise UsageError("--strength needs --init-image")
+    check_generate_options(args.prompt, args.steps, args.guidance, args.n, args.seed, args.strength, args.init_image is not None, args.scheduler, args.dtype)
     check_output_path(args.output)
 
 def _read_init_image(path: str) -> Image.Image:
@@ -96,6 +102,9 @@ def generate(prompt: str, negative: str | None = None, guidance: float = 7.5, st
     import torch
     from sdfound.core import image_grid, default_model
     from sdfound.pipelines import load_pipeline, img2img_from
+    check_generate_options(prompt, steps, guidance, n, seed, strength, init_image is not None, scheduler, dtype)
+    if negative is not None and not isinstance(negative, str): raise UsageError(f"--negative must be text, got {negative!r}")
+    if init_image is not None and not isinstance(init_image, Image.Image): raise UsageError(f"init_image must be a PIL picture, got {type(init_image).__name__}")
     pipe = load_pipeline(model or default_model(for_cli=True), dtype=getattr(torch, dtype) if dtype else None, scheduler=scheduler)
     _warn_if_truncated(pipe.tokenizer, [prompt, negative])
     kw = dict(prompt=prompt, negative_prompt=negative, guidance_scale=guidance, num_inference_steps=steps,
@@ -123,6 +132,8 @@ def _train(args) -> None:
     from sdfound.tiny import TinyRecipe, train_tiny
     out = Path(args.out)
     if not out.parent.is_dir(): raise UsageError(f"folder {str(out.parent)!r} does not exist")
+    if out.exists() and not out.is_dir(): raise UsageError(f"--out {str(out)!r} is a file; give a folder (an existing one resumes its run)")
+    if args.seed < 0: raise UsageError(f"--seed must be ≥ 0, got {args.seed}")
     r = TinyRecipe(seed=args.seed)
     if args.quick:  # a few steps of every stage: checks the recipe end to end in seconds
         r = TinyRecipe(seed=args.seed, n_images=512, clip_images=512, clip_steps=3, clip_batch=30, eval_steps=3, eval_batch=32, vae_steps=3,

@@ -6,7 +6,7 @@ Docs: https://github.com/sdfound/sdfound/data.html.md"""
 
 # %% ../nbs/01_data.ipynb #005f0ace
 from __future__ import annotations
-import functools, re
+import functools, math, re
 from dataclasses import dataclass, asdict
 from pathlib import Path
 import numpy as np
@@ -195,18 +195,25 @@ class DigitScenes(torch.utils.data.Dataset):
         if not isinstance(n, (int, np.integer)) or n < 0: raise ValueError(f"n must be a non-negative int, got {n!r}")
         if not isinstance(seed, (int, np.integer)) or seed < 0: raise ValueError(f"seed must be a non-negative int, got {seed!r}")
         if not isinstance(res, (int, np.integer)) or res < 8: raise ValueError(f"res must be an int ≥ 8, got {res!r}")
-        self.fonts = tuple(fonts or FONTS)
+        self.fonts = tuple(FONTS if fonts is None else fonts)  # None: every font; an empty list is a mistake
+        if not self.fonts: raise ValueError("fonts is empty: name at least one font, or pass None for all of them")
         for f in self.fonts:
             if f not in FONTS: raise ValueError(f"unknown font {f!r}; fonts that draw digits: {', '.join(FONTS)}")
             font_path(f)
-        self.colours = tuple(colours or COLOURS)
+        self.colours = tuple(COLOURS if colours is None else colours)
         for c in self.colours: colour_rgb(c)
         if len(self.colours) < 2: raise ValueError("need at least two colours: foreground and background must differ")
         self.styles = tuple(styles)
+        if not self.styles: raise ValueError("styles is empty: name at least one style")
         for s in self.styles:
             if s not in STYLES: raise ValueError(f"unknown style {s!r}; styles: {', '.join(STYLES)}")
         self.templates = tuple(range(len(TEMPLATES)) if templates is None else templates)
-        lo, hi = size_range
+        if not self.templates or any(not isinstance(t, (int, np.integer)) or not 0 <= t < len(TEMPLATES) for t in self.templates):
+            raise ValueError(f"templates must be caption template numbers 0–{len(TEMPLATES) - 1}, got {templates!r}")
+        if not isinstance(max_rotation, (int, float)) or not math.isfinite(max_rotation) or max_rotation < 0:
+            raise ValueError(f"max_rotation must be a number of degrees ≥ 0, got {max_rotation!r}")
+        try: lo, hi = size_range
+        except (TypeError, ValueError): raise ValueError(f"size_range must be two numbers (lo, hi), got {size_range!r}") from None
         if not 0 < lo <= hi <= 1: raise ValueError(f"size_range must satisfy 0 < lo ≤ hi ≤ 1, got {size_range!r}")
         self.n, self.seed, self.res, self.size_range, self.max_rotation = int(n), int(seed), int(res), (lo, hi), max_rotation
 
