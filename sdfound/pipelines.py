@@ -14,7 +14,7 @@ from PIL import Image
 from .core import get_device, default_model
 
 # %% auto #0
-__all__ = ['MODEL_IDS', 'OFFLINE_MODELS', 'scheduler_classes', 'ModelNotFound', 'resolve_model', 'load_pipeline', 'img2img_from', 'is_tiny', 'for_model', 'image_size', 'enlarge', 'generators', 'noise_predictions', 'guide', 'img2img_timesteps', 'decode_latents', 'LatentsCallback', 'latents_callback', 'cuda_peak', 'encode_images', 'tokenize_prompts', 'denoising_loss', 'denoiser_loss', 'add_token', 'train_textual_inversion', 'plot_training', 'save_textual_inversion', 'train_dreambooth']
+__all__ = ['MODEL_IDS', 'OFFLINE_MODELS', 'scheduler_classes', 'ModelNotFound', 'resolve_model', 'hub_reachable', 'load_pipeline', 'img2img_from', 'is_tiny', 'for_model', 'image_size', 'enlarge', 'generators', 'noise_predictions', 'guide', 'img2img_timesteps', 'decode_latents', 'LatentsCallback', 'latents_callback', 'cuda_peak', 'encode_images', 'tokenize_prompts', 'denoising_loss', 'denoiser_loss', 'add_token', 'train_textual_inversion', 'plot_training', 'save_textual_inversion', 'train_dreambooth']
 
 # %% ../nbs/02_pipelines.ipynb #7d05cc79
 MODEL_IDS = {'sd15': 'stable-diffusion-v1-5/stable-diffusion-v1-5', 'sd14': 'CompVis/stable-diffusion-v1-4'}
@@ -48,6 +48,16 @@ def resolve_model(model: str | os.PathLike | None = None) -> str:
     raise ModelNotFound(f"unknown model {model!r}: use tiny, sd15-mini, sd15-random, sd15, sd14, a local pipeline folder, or a hub id like owner/name")
 
 # %% ../nbs/02_pipelines.ipynb #7cd1c1a4
+def hub_reachable(timeout: float = 3.0) -> bool:
+    "Can this machine open a connection to the Hugging Face hub? One attempt, no retries; False when `HF_HUB_OFFLINE` is set."
+    import socket
+    from urllib.parse import urlparse
+    from huggingface_hub import constants
+    if constants.HF_HUB_OFFLINE: return False
+    try: socket.create_connection((urlparse(constants.ENDPOINT).hostname, 443), timeout=timeout).close()
+    except OSError: return False
+    return True
+
 def load_pipeline(model: str | os.PathLike | None = None, device=None, dtype=None, scheduler: str | None = None, img2img: bool = False):
     "A `StableDiffusionPipeline` (or the img2img one) for `model`, on the device/dtype `get_device` picks."
     from diffusers import StableDiffusionPipeline, StableDiffusionImg2ImgPipeline
@@ -61,10 +71,13 @@ def load_pipeline(model: str | os.PathLike | None = None, device=None, dtype=Non
     # downloads only its fp16 weights (`variant`): 2 GB instead of 6
     kw = dict(safety_checker=None, requires_safety_checker=False) if local else {}
     if where == MODEL_IDS['sd15'] and dtype == torch.float16: kw['variant'] = 'fp16'
+    # offline, the hub client would try several requests before giving up: ask once, then use the local cache only
+    if not local and not hub_reachable(): kw['local_files_only'] = True
     try: pipe = cls.from_pretrained(where, dtype=dtype, **kw)
     except Exception as e:
         if local: raise ModelNotFound(f"could not load the pipeline in {where!r}: {type(e).__name__}: {e}") from None
-        raise ModelNotFound(f"could not load {where!r} from the Hugging Face hub ({type(e).__name__}). Offline? "
+        why = 'no connection to the hub, and not in the local cache' if kw.get('local_files_only') else type(e).__name__
+        raise ModelNotFound(f"could not load {where!r} from the Hugging Face hub ({why}). Offline? "
                             f"These work offline: {OFFLINE_MODELS}") from None
     if scheduler: pipe.scheduler = scheduler_classes()[scheduler].from_config(pipe.scheduler.config)
     pipe.set_progress_bar_config(disable=None)
