@@ -123,3 +123,13 @@ def test_train_tiny_quick_runs_end_to_end(tmp_path):
     r3 = cli('train', 'tiny', '--quick', '--out', tmp_path / 'run')
     assert r3.returncode == 0, r3.stderr[-2000:]
     assert 'vae:' not in r3.stderr and (tmp_path / 'run' / 'tiny' / 'model_index.json').exists()
+
+@pytest.mark.parametrize('extra', [['--scheduler', s] for s in ('pndm', 'ddim', 'ddpm', 'euler', 'euler_a', 'lms', 'dpm++')] + [['--init-image', '{t}/init.png', '--strength', '0.6']],
+                         ids=lambda e: ' '.join(e[:2]).replace('{t}/', ''))
+def test_same_seed_same_bytes_from_two_processes(tmp_path, extra):
+    Image.fromarray((np.indices((64, 64)).sum(0) % 2 * 255).astype(np.uint8)).convert('RGB').save(tmp_path / 'init.png')
+    outs = [tmp_path / 'a.png', tmp_path / 'b.png']
+    for out in outs:  # two separate processes: nothing shared but the seed and the options
+        r = cli('generate', 'a green 4 on a purple background', '--steps', 4, '--seed', 7, *[a.format(t=tmp_path) for a in extra], '-o', out)
+        assert r.returncode == 0, r.stderr
+    assert outs[0].read_bytes() == outs[1].read_bytes()
