@@ -15,8 +15,8 @@ from transformers import CLIPConfig, CLIPModel, CLIPTextConfig, CLIPTokenizer, C
 
 # %% auto #0
 __all__ = ['BOS', 'EOS', 'train_tokenizer', 'tokenize', 'bytes_to_unicode', 'sd_tokenizer', 'causal_mask', 'self_attention',
-           'quick_gelu', 'text_encoder_by_hand', 'pooled_output', 'tiny_clip_config', 'contrastive_loss', 'clip_loss',
-           'text_embeddings', 'image_embeddings', 'same_colour_batches']
+           'quick_gelu', 'text_encoder_by_hand', 'pooled_output', 'tiny_clip_config', 'contrastive_loss', 'gather_all',
+           'clip_loss', 'text_embeddings', 'image_embeddings', 'same_colour_batches']
 
 # %% ../nbs/06_clip.ipynb #f2890b1d
 BOS, EOS = '<|startoftext|>', '<|endoftext|>'
@@ -123,12 +123,35 @@ def contrastive_loss(text_emb: torch.Tensor, image_emb: torch.Tensor, logit_scal
     target = torch.arange(len(t), device=t.device)  # the true pair is on the diagonal
     return (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target)) / 2
 
+class _GatherAll(torch.autograd.Function):
+    "All processes' equal-sized `x`, concatenated; backward: the gradient of every process's loss, summed, for this process's part."
+    @staticmethod
+    def forward(ctx, x):
+        import torch.distributed as dist
+        parts = [torch.empty_like(x) for _ in range(dist.get_world_size())]
+        dist.all_gather(parts, x.contiguous())
+        return torch.cat(parts)
+    @staticmethod
+    def backward(ctx, grad):
+        import torch.distributed as dist
+        grad = grad.contiguous(); dist.all_reduce(grad)
+        n = len(grad) // dist.get_world_size()
+        return grad[dist.get_rank() * n:(dist.get_rank() + 1) * n]
+
+def gather_all(x: torch.Tensor) -> torch.Tensor:
+    "`x` from every training process, concatenated in process order, gradients flowing back to each process's own part; `x` itself with one process."
+    import torch.distributed as dist
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1: return x
+    return _GatherAll.apply(x)
+
 def clip_loss(model: CLIPModel, batch: dict) -> torch.Tensor:
     "Contrastive loss of `model` on a batch with `input_ids` and `pixel_values`."
     t = model.get_text_features(input_ids=batch['input_ids'])
     i = model.get_image_features(pixel_values=batch['pixel_values'])
     t = getattr(t, 'pooler_output', t); i = getattr(i, 'pooler_output', i)
-    return contrastive_loss(t, i, model.logit_scale)
+    # every caption is contrasted with every picture of the global batch, not only this process's share: the same loss
+    # whatever the number of processes
+    return contrastive_loss(gather_all(t), gather_all(i), model.logit_scale)
 
 # %% ../nbs/06_clip.ipynb #d3e5bda3
 @torch.no_grad()

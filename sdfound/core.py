@@ -14,7 +14,7 @@ from PIL import Image
 # %% auto #0
 __all__ = ['get_device', 'default_model', 'quiet_libraries', 'check_number', 'seed_everything', 'pil_to_tensor', 'tensor_to_pil',
            'image_grid', 'show_images', 'models_dir', 'save_weights', 'load_weights', 'lr_shape', 'batch_sampler',
-           'native_bf16', 'fit']
+           'native_bf16', 'process_share', 'fit']
 
 # %% ../nbs/00_core.ipynb #aa46031f
 def get_device(device: str | torch.device | None = None, dtype: torch.dtype | None = None) -> tuple[torch.device, torch.dtype]:
@@ -165,10 +165,17 @@ def native_bf16() -> bool:
     except OSError: return False  # not Linux: no cheap way to know, so stay in float32
     return 'avx512_bf16' in flags or 'amx_bf16' in flags
 
+def process_share(batch: dict, rank: int, world: int) -> dict:
+    "Process `rank`'s slice of every tensor in `batch` whose first dimension is the batch's (the first tensor's), out of `world` equal shares."
+    n = len(next(v for v in batch.values() if torch.is_tensor(v)))
+    if n % world: raise ValueError(f"a batch of {n} cannot be shared equally by {world} processes: make the batch size a multiple of {world}")
+    lo, hi = rank * n // world, (rank + 1) * n // world
+    return {k: v[lo:hi] if torch.is_tensor(v) and v.ndim and len(v) == n else v for k, v in batch.items()}
+
 def fit(model: torch.nn.Module, loss_fn, get_batch, steps: int, lr: float = 1e-3, weight_decay: float = 0.01,
         warmup: int = 100, restart_at: int | None = None, ckpt_dir: str | os.PathLike | None = None, ckpt_every: int = 500,
         desc: str = 'train', accelerator=None, bf16: bool = False, ema: float | None = None, progress: bool = True) -> list[float]:
-    "Train `model` for `steps` AdamW steps on `loss_fn(model, get_batch(step))`; checkpoint to/resume from `ckpt_dir`; the model ends where it started (e.g. the CPU). With `bf16`, the forward pass runs in bfloat16 autocast on float32 weights; with `ema` (a decay such as 0.999), the model ends with the exponential moving average of its weights. Returns the losses."
+    "Train `model` for `steps` AdamW steps on `loss_fn(model, get_batch(step))`; checkpoint to/resume from `ckpt_dir`; the model ends where it started (e.g. the CPU). With `bf16`, the forward pass runs in bfloat16 autocast on float32 weights; with `ema` (a decay such as 0.999), the model ends with the exponential moving average of its weights. Under several processes (`accelerate launch`, `torchrun`), `get_batch(step)` is the global batch: each process trains on its own equal share, and their gradients are averaged. Returns the losses (averaged over the processes)."
     import contextlib, json
     from pathlib import Path
     from torch.nn.attention import sdpa_kernel, SDPBackend
@@ -178,13 +185,19 @@ def fit(model: torch.nn.Module, loss_fn, get_batch, steps: int, lr: float = 1e-3
     check_number('steps', steps, 1, integer=True); check_number('lr', lr, 0, low_open=True); check_number('weight_decay', weight_decay, 0)
     check_number('warmup', warmup, 1, integer=True); check_number('ckpt_every', ckpt_every, 1, integer=True)
     if restart_at is not None: check_number('restart_at', restart_at, 1, integer=True)
-    if not callable(loss_fn) or not callable(get_batch): raise TypeError("loss_fn and get_batch must be functions: loss_fn(model, batch), get_batch(step)")
     if ema is not None and not 0 < ema < 1: raise ValueError(f"ema must be a decay between 0 and 1, got {ema}")
-    acc = accelerator or Accelerator()
+    if not callable(loss_fn) or not callable(get_batch): raise TypeError("loss_fn and get_batch must be functions: loss_fn(model, batch), get_batch(step)")
+    from accelerate.utils import DataLoaderConfiguration
+    # split_batches: `get_batch` gives the global batch, shared by the processes, so the learning-rate schedule advances
+    # one step per step (not one per process, Accelerate's default)
+    acc = accelerator or Accelerator(dataloader_config=DataLoaderConfiguration(split_batches=True))
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_shape(steps, warmup, restart_at))
     home = next(model.parameters()).device  # where the model goes back to: later code uses it there
     model, opt, sched = acc.prepare(model, opt, sched)
+    # losses call the model's own methods (CLIP's get_text_features…), which a DistributedDataParallel wrapper hides
+    # and would not synchronise: they get the model itself, and the gradients are averaged by hand after backward
+    net, world = acc.unwrap_model(model), acc.num_processes
     # the average of the last ~1/(1-ema) steps' weights: less noisy than the last step's, as the weights jitter around a minimum
     averaged = AveragedModel(acc.unwrap_model(model), multi_avg_fn=get_ema_multi_avg_fn(ema)) if ema else None
     if averaged: acc.register_for_checkpointing(averaged)
@@ -201,10 +214,16 @@ def fit(model: torch.nn.Module, loss_fn, get_batch, steps: int, lr: float = 1e-3
     half = (lambda: torch.autocast(acc.device.type, dtype=torch.bfloat16)) if bf16 else contextlib.nullcontext
     bar = tqdm(range(start, steps), desc=desc, initial=start, total=steps, disable=not (progress and acc.is_main_process))
     for step in bar:
-        batch = {k: v.to(acc.device) if torch.is_tensor(v) else v for k, v in get_batch(step).items()}
+        batch = get_batch(step)
+        if world > 1: batch = process_share(batch, acc.process_index, world)
+        batch = {k: v.to(acc.device) if torch.is_tensor(v) else v for k, v in batch.items()}
         with acc.autocast(), attention(), half():
-            loss = loss_fn(model, batch)
+            loss = loss_fn(net, batch)
         acc.backward(loss)
+        if world > 1:  # each process's loss is the mean over its share: the mean of their gradients is the global batch's
+            for p in net.parameters():
+                if p.grad is not None: torch.distributed.all_reduce(p.grad); p.grad /= world
+            loss = acc.reduce(loss.detach(), reduction='mean')
         acc.clip_grad_norm_(model.parameters(), 1.0)
         opt.step(); sched.step(); opt.zero_grad()
         if averaged: averaged.update_parameters(acc.unwrap_model(model))
@@ -213,6 +232,7 @@ def fit(model: torch.nn.Module, loss_fn, get_batch, steps: int, lr: float = 1e-3
         if ckpt and ((step + 1) % ckpt_every == 0 or step + 1 == steps):
             acc.save_state(str(ckpt / 'state'))
             if acc.is_main_process: (ckpt / 'progress.json').write_text(json.dumps(dict(step=step + 1, losses=losses)))
+    acc.wait_for_everyone()
     model.eval()
     if averaged: acc.unwrap_model(model).load_state_dict(averaged.module.state_dict())
     acc.unwrap_model(model).to(home)

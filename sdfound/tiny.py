@@ -140,11 +140,22 @@ class TinyRun:
     report: dict = field(default_factory=dict)
 
     def ckpt(self, name: str) -> Path: return self.out / 'checkpoints' / name  # each stage its own: `fit` saves only the model it trains
+    @property
+    def is_main(self) -> bool:
+        "Only the main process writes (under `accelerate launch` or `torchrun`, every process runs the recipe)."
+        from accelerate import PartialState
+        return PartialState().is_main_process
+    def barrier(self) -> None:
+        "Wait until every process gets here: what the main process wrote is then there for all to read."
+        from accelerate import PartialState
+        PartialState().wait_for_everyone()
     def timed(self, name: str, t0: float) -> None: self.report.setdefault('seconds', {})[name] = round(time.time() - t0, 1)
 
 def start_run(out, r: TinyRecipe, progress: bool = True) -> TinyRun:
     "Check the recipe, seed everything and render the recipe's pictures once."
+    from accelerate import Accelerator
     if r.mixed_precision not in ('auto', 'bf16', 'no'): raise ValueError(f"mixed_precision must be 'auto', 'bf16' or 'no', got {r.mixed_precision!r}")
+    Accelerator()  # joins the processes `accelerate launch` or `torchrun` started (one process: nothing to join)
     out = Path(out); out.mkdir(parents=True, exist_ok=True)
     # bf16 autocast (weights stay float32): a tiny-UNet step on a CPU with AVX512-BF16 takes 0.53 s instead of 0.77
     bf16 = native_bf16() if r.mixed_precision == 'auto' else r.mixed_precision == 'bf16'
@@ -172,9 +183,10 @@ def train_clip_stage(run: TinyRun):
         pick = clip_sampler(r, {k: v[:n] for k, v in run.labels.items()})
         get = lambda s: (lambda i: dict(input_ids=ids[i], pixel_values=to_unit(run.images[i])))(pick(s))
         losses = fit(model, sclip.clip_loss, get, r.clip_steps, lr=1e-3, ckpt_dir=run.ckpt('clip'), desc='clip', bf16=run.bf16, progress=run.progress)
-        model.save_pretrained(clip_dir); tok.save_pretrained(clip_dir)
+        if run.is_main: model.save_pretrained(clip_dir); tok.save_pretrained(clip_dir); _mark_done(clip_dir)
         run.report['clip_loss'] = [losses[0], float(np.mean(losses[-20:]))]
-        _mark_done(clip_dir); run.timed('clip', t0)
+        run.timed('clip', t0)
+    run.barrier()
     return CLIPTokenizer.from_pretrained(clip_dir)
 
 def train_vae_stage(run: TinyRun):
@@ -189,9 +201,11 @@ def train_vae_stage(run: TinyRun):
         # in float32: trained in bf16, this VAE gave back the wrong foreground colour 6% of the time instead of 1.6%
         fit(vae, svae.vae_loss, lambda s: dict(pixel_values=to_unit(run.images[pick(s)])), r.vae_steps, lr=1e-3,
             ckpt_dir=run.ckpt('vae'), desc='vae', progress=run.progress)
-        vae.register_to_config(scaling_factor=svae.compute_scaling_factor(vae, to_unit(run.images[:4096])))
-        vae.save_pretrained(vae_dir)
-        _mark_done(vae_dir); run.timed('vae', t0)
+        if run.is_main:
+            vae.register_to_config(scaling_factor=svae.compute_scaling_factor(vae, to_unit(run.images[:4096])))
+            vae.save_pretrained(vae_dir); _mark_done(vae_dir)
+        run.timed('vae', t0)
+    run.barrier()
     return AutoencoderKL.from_pretrained(vae_dir).eval()
 
 def train_evaluator_stage(run: TinyRun, vae):
@@ -211,12 +225,14 @@ def train_evaluator_stage(run: TinyRun, vae):
             x = torch.where(use_recon[:, None, None, None], recon[i], run.images[i])
             return dict(pixel_values=to_unit(x), **{k: v[i] for k, v in run.labels.items()})
         fit(clf, sev.classifier_loss, get, r.eval_steps, lr=2e-3, ckpt_dir=run.ckpt('evaluator'), desc='evaluator', bf16=run.bf16, progress=run.progress)
-        sev.save_classifier(clf, ev_dir)
-        _mark_done(ev_dir); run.timed('evaluator', t0)
+        if run.is_main: sev.save_classifier(clf, ev_dir); _mark_done(ev_dir)
+        run.timed('evaluator', t0)
+    run.barrier()
     return sev.load_classifier(ev_dir)
 
 def check_parts(run: TinyRun, vae, clf, log=print) -> None:
     "The evaluator reads held-out pictures, and the VAE keeps their digits and colours readable: into the report."
+    if not run.is_main: log = lambda *a: None  # one process says it
     from sdfound import vae as svae, evaluator as sev
     held_images, _, held = render_pictures(DigitScenes(2000, seed=run.recipe.seed + 10_000, fonts=TRAIN_FONTS))
     x = to_unit(held_images)
@@ -262,8 +278,9 @@ def train_unet_stage(run: TinyRun, vae, tok) -> None:
     pipe = StableDiffusionPipeline(vae=vae, text_encoder=models['text_encoder'], tokenizer=tok, unet=models['unet'],
                                    scheduler=sd_scheduler('ddim'), safety_checker=None, feature_extractor=None,
                                    requires_safety_checker=False)
-    pipe.to(dtype=torch.float16).save_pretrained(pipe_dir, safe_serialization=True)
-    _mark_done(pipe_dir); run.timed('unet', t0)
+    if run.is_main: pipe.to(dtype=torch.float16).save_pretrained(pipe_dir, safe_serialization=True); _mark_done(pipe_dir)
+    run.timed('unet', t0)
+    run.barrier()
 
 
 # %% ../nbs/10_tiny.ipynb #d63f4a85
@@ -280,7 +297,7 @@ def train_tiny(out, recipe: TinyRecipe = TinyRecipe(), progress: bool = True, lo
     check_parts(run, vae, clf, log)
     train_unet_stage(run, vae, tok)
     run.report['seconds_total'] = round(time.time() - t_all, 1)
-    (run.out / 'report.json').write_text(json.dumps(run.report, indent=1))
+    if run.is_main: (run.out / 'report.json').write_text(json.dumps(run.report, indent=1))
     return run.report
 
 
