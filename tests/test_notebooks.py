@@ -22,17 +22,21 @@ PIPELINE_LESSONS = ['02_pipelines.ipynb', '03_pipelines_concepts.ipynb', '07_sch
 @pytest.mark.parametrize('nb', PIPELINE_LESSONS, ids=lambda nb: f'sd15-mini:{nb}')
 def test_notebook_runs_on_the_sd15_stand_in(nb, monkeypatch):
     from diffusers import DiffusionPipeline
-    decoded = []  # the width of every picture a loaded pipeline's VAE decodes
+    loaded, decoded = [], []  # the picture width of every pipeline loaded, and of every picture their VAEs decode
     load = DiffusionPipeline.from_pretrained.__func__
     def load_and_watch(cls, *args, **kw):
         pipe = load(cls, *args, **kw)
-        if getattr(pipe, 'vae', None) is not None: pipe.vae.decoder.register_forward_hook(lambda m, i, out: decoded.append(out.shape[-1]))
+        if getattr(pipe, 'vae', None) is not None:
+            loaded.append(pipe.unet.config.sample_size * pipe.vae_scale_factor)
+            pipe.vae.decoder.register_forward_hook(lambda m, i, out: decoded.append(out.shape[-1]))
         return pipe
     monkeypatch.setattr(DiffusionPipeline, 'from_pretrained', classmethod(load_and_watch))
     monkeypatch.setenv('SDFOUND_MODEL', 'sd15-mini')
     ok, secs = nbdev_test.test_nb(NBS / nb, skip_flags=ALL_FLAGS, basepath=NBS.parent)
     assert ok, f"{nb} failed on sd15-mini (traceback above)"
-    assert 512 in decoded, f"{nb} made no 512-pixel picture: its SD 1.5 branches did not run"
+    assert 512 in loaded, f"{nb} loaded no SD 1.5-shaped pipeline"
+    # 03 trains its concepts on the tiny model whatever the lesson's model; its SD 1.5 cells need the hub (`#| hub`)
+    if nb != '03_pipelines_concepts.ipynb': assert 512 in decoded, f"{nb} made no 512-pixel picture: its SD 1.5 branches did not run"
 
 def test_there_are_notebooks():
     assert len(list(NBS.glob('[0-9]*.ipynb'))) >= 2
