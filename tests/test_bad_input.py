@@ -64,12 +64,23 @@ def files(tmp_path):
     return tmp_path
 
 @pytest.mark.parametrize('args,msg', CLI_CASES, ids=[' '.join(a) for a, _ in CLI_CASES])
-def test_cli_refuses_bad_input(files, args, msg):
+def test_cli_refuses_bad_input(files, args, msg, capsys, monkeypatch):
+    from sdfound.cli import main
+    for k, v in OFFLINE.items(): monkeypatch.setenv(k, v)
+    before = set(files.rglob('*'))
+    with pytest.raises(SystemExit) as e: main([a.format(t=files) for a in args])  # in this process: as `sdfound`, without its start-up time
+    err = capsys.readouterr().err
+    assert e.value.code == 2, err
+    assert msg in err and 'Traceback' not in err, err
+    assert set(files.rglob('*')) == before  # nothing written
+
+@pytest.mark.parametrize('args,msg', [CLI_CASES[6], CLI_CASES[11], CLI_CASES[16]], ids=['guidance inf', 'strength 0', 'init image folder'])
+def test_the_sdfound_command_refuses_bad_input(files, args, msg):
     before = set(files.rglob('*'))
     r = subprocess.run(['sdfound', *[a.format(t=files) for a in args]], capture_output=True, text=True, env=OFFLINE)
-    assert r.returncode == 2, r.stderr
-    assert msg in r.stderr and 'Traceback' not in r.stderr, r.stderr
-    assert set(files.rglob('*')) == before  # nothing written
+    assert r.returncode == 2 and msg in r.stderr and 'Traceback' not in r.stderr, r.stderr
+    assert r.stderr.count('\n') == 1 and r.stdout == ''  # one line, and only that
+    assert set(files.rglob('*')) == before
 
 def test_cli_refuses_float16_on_the_cpu(files):
     r = subprocess.run(['sdfound', 'generate', 'a 7', '--dtype', 'float16', '-o', files / 'x.png'], capture_output=True, text=True,
@@ -144,6 +155,7 @@ PY_CASES = [
     (lambda t: __import__('sdfound.sampling', fromlist=['x']).momentum(math.nan), 'beta must be'),
     (lambda t: __import__('sdfound.sampling', fromlist=['x']).adam(beta1=1.0), 'beta1 must be'),
     (lambda t: __import__('sdfound.sampling', fromlist=['x']).adam(eps=0), 'eps must be'),
+    (lambda t: __import__('sdfound.pipelines', fromlist=['x']).noise_predictions(None, torch.zeros(2, 4, 8, 8), 0, ['a 7', 'a 3', 'a 1']), 'one prompt'),
 ]
 
 @pytest.mark.parametrize('call,msg', PY_CASES, ids=[f'py{i}' for i in range(len(PY_CASES))])
@@ -155,4 +167,4 @@ def test_python_functions_refuse_bad_input(tmp_path, call, msg):
     assert set(tmp_path.rglob('*')) == before
 
 def test_the_list_is_long():
-    assert len(CLI_CASES) + len(PY_CASES) + 1 >= 70
+    assert len(CLI_CASES) + len(PY_CASES) + 1 >= 75

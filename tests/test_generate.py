@@ -129,7 +129,8 @@ def test_train_tiny_quick_runs_end_to_end(tmp_path):
 def test_same_seed_same_bytes_from_two_processes(tmp_path, extra):
     Image.fromarray((np.indices((64, 64)).sum(0) % 2 * 255).astype(np.uint8)).convert('RGB').save(tmp_path / 'init.png')
     outs = [tmp_path / 'a.png', tmp_path / 'b.png']
-    for out in outs:  # two separate processes: nothing shared but the seed and the options
-        r = cli('generate', 'a green 4 on a purple background', '--steps', 4, '--seed', 7, *[a.format(t=tmp_path) for a in extra], '-o', out)
-        assert r.returncode == 0, r.stderr
+    # two separate processes, side by side: nothing shared but the seed and the options
+    procs = [subprocess.Popen(['sdfound', 'generate', 'a green 4 on a purple background', '--steps', '4', '--seed', '7',
+                               *[a.format(t=tmp_path) for a in extra], '-o', str(out)], stderr=subprocess.PIPE, text=True, env=OFFLINE) for out in outs]
+    for p in procs: assert p.wait(timeout=300) == 0, p.stderr.read()
     assert outs[0].read_bytes() == outs[1].read_bytes()
