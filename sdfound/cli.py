@@ -56,15 +56,14 @@ DTYPES = ('float32', 'bfloat16', 'float16')  # the number formats `generate` com
 
 def check_generate_options(prompt, steps=30, guidance=7.5, n=1, seed=0, strength=None, init_image=False, scheduler=None, dtype=None) -> None:
     "Every option of `generate` checked before any work: a `UsageError` (a `ValueError`) naming the first bad one. `strength` is checked only with an `init_image`."
-    from sdfound.core import get_device
+    from sdfound.core import get_device, check_number
     from sdfound.pipelines import scheduler_classes
     isint = lambda v: isinstance(v, int) and not isinstance(v, bool)
     if not isinstance(prompt, str) or not prompt.strip(): raise UsageError(f"the prompt must be some text, got {prompt!r}")
-    if not isint(steps) or steps < 1: raise UsageError(f"--steps must be an int ≥ 1, got {steps!r}")
-    # argparse's float() takes 'nan' and 'inf', and every comparison with nan is False: test finiteness first
-    if not isinstance(guidance, (int, float)) or not math.isfinite(guidance) or guidance < 0: raise UsageError(f"--guidance must be a number ≥ 0, got {guidance!r}")
+    # argparse's float() takes 'nan' and 'inf': check_number refuses them, as every other non-finite number
+    try: check_number('--steps', steps, 1, integer=True); check_number('--guidance', guidance, 0); check_number('--seed', seed, 0, integer=True)
+    except ValueError as e: raise UsageError(str(e)) from None
     if not isint(n) or not 1 <= n <= 64: raise UsageError(f"-n must be between 1 and 64, got {n!r}")
-    if not isint(seed) or seed < 0: raise UsageError(f"--seed must be an int ≥ 0, got {seed!r}")
     if strength is not None and init_image:
         # strength s runs the last int(steps·s) steps: none at all would hand back the init picture untouched
         if not isinstance(strength, (int, float)) or not (math.isfinite(strength) and 0 < strength <= 1): raise UsageError(f"--strength must be in (0, 1], got {strength!r}")
