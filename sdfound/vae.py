@@ -40,12 +40,16 @@ def autoencoder_loss(model: nn.Module, batch: dict) -> torch.Tensor:
     return F.mse_loss(model(batch['pixel_values']), batch['pixel_values'])
 
 # %% ../nbs/05_vae.ipynb #452d3255
-def tiny_vae(channels=(16, 32, 64, 64), latent_channels: int = 4) -> AutoencoderKL:
+def tiny_vae(channels=(16, 32, 64, 64), latent_channels: int = 4, norm_groups: int = 1) -> AutoencoderKL:
     "An `AutoencoderKL` for 64×64×3 pictures with 8×8×`latent_channels` latents (SD's layout, scaled down)."
     n = len(channels)
+    # one normalisation group per channel (as many groups as channels) divides out each channel's level, and the VAE
+    # then paints a blotch to carry it (see "Where the error sits"): every group here spans several channels
+    if any(c % norm_groups or c // norm_groups < 2 for c in channels):
+        raise ValueError(f"norm_groups={norm_groups} must split every channel count {tuple(channels)} into groups of ≥2 channels")
     return AutoencoderKL(in_channels=3, out_channels=3, latent_channels=latent_channels, block_out_channels=tuple(channels),
                          down_block_types=('DownEncoderBlock2D',) * n, up_block_types=('UpDecoderBlock2D',) * n,
-                         layers_per_block=1, norm_num_groups=8, sample_size=64, mid_block_add_attention=False)
+                         layers_per_block=1, norm_num_groups=norm_groups, sample_size=64, mid_block_add_attention=False)
 
 # %% ../nbs/05_vae.ipynb #7e9d5ba9
 def vae_loss(vae: AutoencoderKL, batch: dict, kl_weight: float = 1e-6) -> torch.Tensor:
