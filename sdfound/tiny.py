@@ -55,12 +55,12 @@ class TinyRecipe:
     mixed_precision: str = 'auto'    # 'bf16', 'no', or 'auto' (bf16 where the hardware multiplies it natively); the VAE stays float32
 
 # %% ../nbs/10_tiny.ipynb #c31b4080
-def render_pictures(ds: DigitScenes) -> tuple[torch.Tensor, list[str], dict]:
+def render_pictures(ds: DigitScenes, progress: bool = True) -> tuple[torch.Tensor, list[str], dict]:
     "All pictures of `ds` as a uint8 tensor (N,3,H,W), their captions, and their labels as tensors."
     from tqdm.auto import tqdm
     images = torch.empty(len(ds), 3, ds.res, ds.res, dtype=torch.uint8)
     caps, labels = [], {k: torch.empty(len(ds), dtype=torch.long) for k in ('digit', 'fg', 'bg')}
-    for i in tqdm(range(len(ds)), desc='render', mininterval=5):
+    for i in tqdm(range(len(ds)), desc='render', mininterval=5, disable=not progress):
         images[i] = torch.from_numpy(np.array(ds.pil(i))).permute(2, 0, 1)
         s = ds.scene(i)
         caps.append(caption(s))

@@ -57,3 +57,32 @@ def test_flagged_cells_are_skipped_by_default_and_run_when_forced(tmp_path, flag
 def test_project_declares_the_three_flags():
     from nbdev.config import get_config
     assert sorted(get_config(NBS.parent).tst_flags.split()) == sorted(ALL_FLAGS)
+
+# what a student must not see in a committed lesson's outputs: progress bars and libraries' warnings
+NOISE = {'a progress bar': r'\d+%\|[█▏▎▍▌▋▊▉ ]*\||it/s\]|s/it\]', 'a warning': r'\b\w*Warning\b|warnings\.warn|FutureWarning',
+         'a torchvision notice': r'torchvision', 'a loading message': r'Loading pipeline components|Fetching \d+ files'}
+
+def output_texts(path):
+    "Each code cell's saved outputs as text: streams, plain-text results and error tracebacks."
+    import json
+    for cell in json.loads(Path(path).read_text())['cells']:
+        for out in cell.get('outputs', []):
+            text = out.get('text') or out.get('data', {}).get('text/plain') or out.get('traceback') or ''
+            yield cell.get('id'), ''.join(text) if isinstance(text, list) else text
+
+@pytest.mark.parametrize('nb', sorted(p.name for p in NBS.glob('[0-9]*.ipynb')))
+def test_saved_outputs_carry_no_tool_noise(nb):
+    import re
+    found = [f"cell {cid}: {what} ({m.group(0)!r})" for cid, text in output_texts(NBS / nb)
+             for what, pat in NOISE.items() if (m := re.search(pat, text))]
+    assert not found, '\n'.join(found)
+
+def test_the_noise_check_catches_bars_and_warnings(tmp_path):
+    import nbformat, re
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell('x', outputs=[nbformat.v4.new_output('stream', name='stderr', text='vae:  40%|████      | 4/10 [00:01<00:02, 3.1it/s]')]),
+                nbformat.v4.new_code_cell('y', outputs=[nbformat.v4.new_output('stream', name='stderr', text='/x.py:3: FutureWarning: deprecated')]),
+                nbformat.v4.new_code_cell('z', outputs=[nbformat.v4.new_output('stream', name='stdout', text='accuracy 99.5% on 1,000 pictures')])]
+    nbformat.write(nb, tmp_path / 'n.ipynb')
+    hits = [(cid, what) for cid, text in output_texts(tmp_path / 'n.ipynb') for what, pat in NOISE.items() if re.search(pat, text)]
+    assert [w for _, w in hits] == ['a progress bar', 'a warning']
