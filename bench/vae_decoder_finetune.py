@@ -5,6 +5,7 @@ every 250 steps.
 
     python bench/vae_decoder_finetune.py --steps 1000 --lr 3e-4                          # the decoder as it is
     python bench/vae_decoder_finetune.py --steps 1500 --lr 5e-4 --channels 16,32,64,128  # twice as wide
+    python bench/vae_decoder_finetune.py --vae runs/x/vae --steps 500 --lr 2e-4 --save runs/x-ft/vae  # keep the result
 """
 import argparse, math, time
 import numpy as np, torch
@@ -58,6 +59,7 @@ def main(a):
         loss.backward(); torch.nn.utils.clip_grad_norm_(parts.parameters(), 1.0); opt.step(); sched.step(); opt.zero_grad()
         losses.append(loss.item())
         if (s + 1) % 250 == 0: row(s + 1)
+    if a.save: vae.eval().save_pretrained(a.save); print(f"saved {a.save}")
 
 if __name__ == '__main__':
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -66,4 +68,5 @@ if __name__ == '__main__':
     p.add_argument('--lr', type=float, default=3e-4)
     p.add_argument('--channels', default='', help='widen to these block channels first, e.g. 16,32,64,128')
     p.add_argument('--n-images', type=int, default=20_000)
+    p.add_argument('--save', default='', help='save the fine-tuned VAE to this folder')
     main(p.parse_args())

@@ -1,8 +1,8 @@
 """How well VAEs give pictures back: PSNR, L1, the corners' errors, and what the evaluator still reads (digit and
 colours) in 1,000 held-out pictures after encode → decode.
 
-    python bench/vae_recon.py sdfound/models/tiny/vae runs/a/vae runs/b/vae
-Prints a markdown table, one row per VAE folder, scored by the shipped evaluator. PSNR is the mean over pictures of
+    python bench/vae_recon.py sdfound/models/tiny/vae runs/a/vae runs/b/vae [--evaluator runs/a/evaluator]
+Prints a markdown table, one row per VAE folder, scored by the shipped evaluator (or the one `--evaluator` names). PSNR is the mean over pictures of
 10·log10(4 / MSE) on the [-1, 1] range; corners are the mean absolute error of each 8×8 corner in grey levels (0–255),
 top-left / top-right / bottom-left / bottom-right."""
 import sys
@@ -13,11 +13,12 @@ from sdfound.evaluator import load_classifier, classify
 from sdfound.tiny import TRAIN_FONTS, render_pictures, to_unit
 from sdfound.vae import corner_errors, psnr, reconstruct
 
-def main(folders):
+def main(folders, evaluator=None):
     held = DigitScenes(1000, seed=10_000, fonts=TRAIN_FONTS)
     images, _, labels = render_pictures(held)
     x = to_unit(images)
-    clf = load_classifier(None)
+    clf = load_classifier(evaluator)
+    print(f"judge: {evaluator or 'the shipped evaluator'}\n")
     print("| VAE | PSNR | L1 (levels) | corners TL / TR / BL / BR | digit | fg colour | bg colour |\n|---|---:|---:|---|---:|---:|---:|")
     for f in folders:
         vae = AutoencoderKL.from_pretrained(f).eval()
@@ -29,5 +30,8 @@ def main(folders):
               f"| {acc['digit']:.1%} | {acc['fg']:.1%} | {acc['bg']:.1%} |")
 
 if __name__ == '__main__':
-    if len(sys.argv) < 2: sys.exit(__doc__)
-    main(sys.argv[1:])
+    args = sys.argv[1:]
+    ev = None
+    if '--evaluator' in args: i = args.index('--evaluator'); ev = args[i + 1]; del args[i:i + 2]
+    if not args: sys.exit(__doc__)
+    main(args, ev)

@@ -110,7 +110,9 @@ def generate(prompt: str, negative: str | None = None, guidance: float = 7.5, st
               num_images_per_prompt=n, generator=torch.Generator('cpu').manual_seed(seed))
     if init_image is not None:
         size = pipe.unet.config.sample_size * pipe.vae_scale_factor
-        images = img2img_from(pipe)(image=init_image.resize((size, size)), strength=strength, **kw).images
+        i2i = img2img_from(pipe)
+        i2i.set_progress_bar_config(disable=None)  # as `load_pipeline` does for `pipe`: a progress bar on a terminal only
+        images = i2i(image=init_image.resize((size, size)), strength=strength, **kw).images
     else: images = pipe(**kw).images
     return images[0] if n == 1 else image_grid(images)
 

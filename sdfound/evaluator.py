@@ -16,8 +16,8 @@ from .core import save_weights, load_weights
 from .data import COLOURS, PALETTE
 
 # %% auto #0
-__all__ = ['SceneClassifier', 'classifier_loss', 'save_classifier', 'load_classifier', 'classify', 'adherence',
-           'frechet_distance', 'fid', 'quality_prompts', 'generate_tensors', 'prompt_adherence']
+__all__ = ['SceneClassifier', 'classifier_loss', 'save_classifier', 'load_classifier', 'classify', 'adherence', 'quality_prompts',
+           'generate_tensors', 'prompt_adherence', 'frechet_distance', 'fid']
 
 # %% ../nbs/09_evaluator.ipynb #aa591fc7
 class SceneClassifier(nn.Module):
@@ -62,6 +62,7 @@ def classify(model: SceneClassifier, images: torch.Tensor, batch_size: int = 256
     outs = [model(images[i:i + batch_size].float()) for i in range(0, len(images), batch_size)]
     return {k: torch.cat([o[k] for o in outs]).argmax(-1).cpu() for k in ('digit', 'fg', 'bg')}
 
+# %% ../nbs/09_evaluator.ipynb #da9c4e26
 def adherence(pred: dict, wanted: list[dict]) -> dict:
     "Fractions of pictures whose digit / fg / bg / digit-and-fg match the labels each prompt states (None = not stated)."
     res = {}
@@ -71,21 +72,6 @@ def adherence(pred: dict, wanted: list[dict]) -> dict:
     both = [int(pred['digit'][i]) == w['digit'] and int(pred['fg'][i]) == COLOURS.index(w['fg']) for i, w in enumerate(wanted) if w.get('fg')]
     res['digit+fg'] = float(np.mean(both)) if both else float('nan')
     return res
-
-# %% ../nbs/09_evaluator.ipynb #03def7bf
-def frechet_distance(f1: np.ndarray, f2: np.ndarray) -> float:
-    "Fréchet distance between Gaussians fitted to two feature sets (rows are samples)."
-    mu1, mu2 = f1.mean(0), f2.mean(0)
-    s1, s2 = np.cov(f1, rowvar=False), np.cov(f2, rowvar=False)
-    # trace of the matrix square root of s1·s2, from the eigenvalues (real, ≥0 up to rounding)
-    eig = np.linalg.eigvals(s1 @ s2)
-    return float(((mu1 - mu2) ** 2).sum() + np.trace(s1) + np.trace(s2) - 2 * np.sqrt(np.clip(eig.real, 0, None)).sum())
-
-@torch.no_grad()
-def fid(model: SceneClassifier, real: torch.Tensor, fake: torch.Tensor, batch_size: int = 256) -> float:
-    "Classifier-feature FID between two batches of pictures in [-1, 1]."
-    feats = lambda x: torch.cat([model.features(x[i:i + batch_size].float()) for i in range(0, len(x), batch_size)]).double().numpy()
-    return frechet_distance(feats(real), feats(fake))
 
 # %% ../nbs/09_evaluator.ipynb #299698fe
 def quality_prompts(per_pair: int = 3) -> list[str]:
@@ -115,3 +101,18 @@ def prompt_adherence(pipe, clf: SceneClassifier, prompts: list[str], **kw) -> di
     from sdfound.data import parse_caption
     pred = classify(clf, generate_tensors(pipe, prompts, **kw))
     return adherence(pred, [parse_caption(p) for p in prompts])
+
+# %% ../nbs/09_evaluator.ipynb #03def7bf
+def frechet_distance(f1: np.ndarray, f2: np.ndarray) -> float:
+    "Fréchet distance between Gaussians fitted to two feature sets (rows are samples)."
+    mu1, mu2 = f1.mean(0), f2.mean(0)
+    s1, s2 = np.cov(f1, rowvar=False), np.cov(f2, rowvar=False)
+    # trace of the matrix square root of s1·s2, from the eigenvalues (real, ≥0 up to rounding)
+    eig = np.linalg.eigvals(s1 @ s2)
+    return float(((mu1 - mu2) ** 2).sum() + np.trace(s1) + np.trace(s2) - 2 * np.sqrt(np.clip(eig.real, 0, None)).sum())
+
+@torch.no_grad()
+def fid(model: SceneClassifier, real: torch.Tensor, fake: torch.Tensor, batch_size: int = 256) -> float:
+    "Classifier-feature FID between two batches of pictures in [-1, 1]."
+    feats = lambda x: torch.cat([model.features(x[i:i + batch_size].float()) for i in range(0, len(x), batch_size)]).double().numpy()
+    return frechet_distance(feats(real), feats(fake))

@@ -1,4 +1,4 @@
-"""A tour of what a diffusers pipeline can do before we open it up: prompts, seeds, steps, guidance, negative prompts, img2img, watching the latents, and fitting on a small GPU.
+"""A tour of what a diffusers pipeline can do before we open it up: prompts, seeds, steps, guidance, negative prompts, writing prompts, img2img and re-painting, watching the latents, and fitting on a small GPU.
 
 Docs: https://github.com/sdfound/sdfound/pipelines.html.md"""
 

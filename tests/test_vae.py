@@ -79,18 +79,21 @@ def test_corner_errors_reads_each_corner():
     m = torch.zeros(64, 64); m[:8, -8:] = 12; m[-8:, :8] = 3
     assert corner_errors(m) == dict(top_left=0, top_right=12, bottom_left=3, bottom_right=0)
 
-# The shipped VAE paints a blotch into the top-right corner and blurs thin strokes (bench/results/vae_blotch.md): these
-# two tests measure it, and pass once a VAE without it ships
-@pytest.mark.xfail(strict=True, reason='the shipped VAE has a top-right blotch (bench/results/vae_blotch.md)')
-def test_shipped_vae_has_no_corner_blotch(shipped_vae):
+# sdfound 0.1's VAE painted a blotch into the top-right corner (one GroupNorm group per channel) and blurred thin
+# strokes (bench/results/vae_blotch.md): the corners and the sharpness are measured on fresh pictures
+@pytest.fixture(scope='module')
+def corners(shipped_vae):
     # flat background fills almost every corner: a good decoder gives it back evenly, whatever the corner
     ds = DigitScenes(600, seed=12345)
-    x = torch.stack([ds[i]['image'] for i in range(len(ds))])
-    c = corner_errors(error_map(shipped_vae, x))
-    assert max(c.values()) <= 4, c
-    assert max(c.values()) <= 1.25 * min(c.values()), c
+    return corner_errors(error_map(shipped_vae, torch.stack([ds[i]['image'] for i in range(len(ds))])))
 
-@pytest.mark.xfail(strict=True, reason='the shipped VAE reconstructs at 25 dB (bench/results/vae_blotch.md)')
+def test_shipped_vae_has_no_corner_blotch(corners):
+    assert max(corners.values()) <= 1.25 * min(corners.values()), corners
+
+@pytest.mark.xfail(strict=True, reason='the corners of the 0.2 VAE are 4.3–4.6 grey levels off (bench/results/vae_blotch.md)')
+def test_shipped_vae_gives_corners_back_within_4_levels(corners):
+    assert max(corners.values()) <= 4, corners
+
 def test_shipped_vae_reconstructs_sharply(shipped_vae):
     x = pictures(200, seed=6)
     assert psnr(reconstruct(shipped_vae, x), x).mean() >= 28
