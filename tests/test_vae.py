@@ -49,7 +49,7 @@ def test_reconstruct_decodes_the_latent_mean():
 def test_tiny_vae_groups_span_several_channels():
     # a group of one channel normalises each channel alone, and a flat channel comes out all zeros
     flat = torch.linspace(-1, 1, 8)[None, :, None, None].expand(1, 8, 4, 4)
-    assert torch.nn.GroupNorm(8, 8)(flat).abs().max() == 0 and torch.nn.GroupNorm(1, 8)(flat).std() > 0.9
+    assert torch.nn.GroupNorm(8, 8)(flat).abs().max() < 1e-4 and torch.nn.GroupNorm(1, 8)(flat).std() > 0.9
     assert tiny_vae((8, 16, 32, 64)).config.norm_num_groups == 1
     assert tiny_vae((8, 16, 32, 64), norm_groups=4).config.norm_num_groups == 4
     for bad in (8, 3):  # groups of one channel at the 8-channel level; 3 does not divide 8
