@@ -12,14 +12,12 @@ from sdfound.core import batch_sampler, fit, seed_everything
 from sdfound.data import DigitScenes
 from sdfound.evaluator import load_classifier, classify
 from sdfound.tiny import TRAIN_FONTS, render_pictures, to_unit
-from sdfound.vae import corner_errors, psnr, reconstruct
+from sdfound.vae import corner_errors, psnr, reconstruct, tiny_vae, vae_loss
 
 def build(k):
-    ch = tuple(k.get('channels', (8, 16, 32, 64))); n = len(ch)
-    return AutoencoderKL(in_channels=3, out_channels=3, latent_channels=4, block_out_channels=ch,
-                         down_block_types=('DownEncoderBlock2D',) * n, up_block_types=('UpDecoderBlock2D',) * n,
-                         layers_per_block=k.get('layers', 1), norm_num_groups=k.get('groups', 8), sample_size=64,
-                         mid_block_add_attention=False)
+    "The lesson's `tiny_vae` layout with the knobs applied (groups of one channel allowed here, to measure 0.1's VAE)."
+    base = tiny_vae(tuple(k.get('channels', (8, 16, 32, 64))))
+    return AutoencoderKL.from_config({**base.config, 'norm_num_groups': k.get('groups', 8), 'layers_per_block': k.get('layers', 1)})
 
 def perceptual_loss(clf):
     "L1 between the evaluator's convolutional features of the picture and of its reconstruction (the evaluator frozen)."
@@ -35,10 +33,10 @@ def main(name, knobs, threads):
     clf = load_classifier(None)
     ploss = perceptual_loss(clf) if w else None
     def loss(vae, batch):
+        if not w: return vae_loss(vae, batch)
         x = batch['pixel_values']; post = vae.encode(x).latent_dist
         recon = vae.decode(post.sample()).sample
-        l = F.l1_loss(recon, x) + F.mse_loss(recon, x) + 1e-6 * post.kl().mean()
-        return l + w * ploss(recon, x) if w else l
+        return F.l1_loss(recon, x) + F.mse_loss(recon, x) + 1e-6 * post.kl().mean() + w * ploss(recon, x)
     pick = batch_sampler(len(images), knobs.get('batch', 64), 3)
     out = Path('runs/vae-levers') / name
     t0 = time.time()
