@@ -11,8 +11,8 @@ from pathlib import Path
 from PIL import Image
 
 # %% auto #0
-__all__ = ['DTYPES', 'UsageError', 'check_output_path', 'save_png', 'scenes_grid', 'check_generate_options', 'generate',
-           'build_parser', 'main']
+__all__ = ['DTYPES', 'UsageError', 'check_output_path', 'save_png', 'scenes_grid', 'check_generate_options', 'embedding_token',
+           'generate', 'build_parser', 'main']
 
 # %% ../nbs/90_cli.ipynb #b0f8c4d4
 class UsageError(ValueError):
@@ -94,17 +94,32 @@ def _warn_if_truncated(tokenizer, prompts) -> None:
         if n > tokenizer.model_max_length:
             print(f"warning: the prompt is {n} tokens; the model reads only the first {tokenizer.model_max_length} (with start and end), the rest is ignored", file=sys.stderr)
 
+def embedding_token(path) -> str:
+    "The word a textual-inversion file (`{token: (1, dim) tensor}` in safetensors) teaches, checked before any model loads."
+    from safetensors import safe_open
+    if not Path(path).is_file(): raise UsageError(f"embedding {str(path)!r} does not exist" + (" (it is a folder: name the .safetensors file in it)" if Path(path).is_dir() else ''))
+    try:
+        with safe_open(str(path), 'pt') as f: keys = list(f.keys())
+    except Exception as e: raise UsageError(f"cannot read embedding {str(path)!r}: not a safetensors file ({type(e).__name__})") from None
+    if len(keys) != 1: raise UsageError(f"embedding {str(path)!r} holds {len(keys)} tensors; a textual-inversion file holds one, named by its word")
+    return keys[0]
+
 def generate(prompt: str, negative: str | None = None, guidance: float = 7.5, steps: int = 30, seed: int = 0, n: int = 1,
              init_image: Image.Image | None = None, strength: float = 0.8, scheduler: str | None = None, model: str | None = None,
-             dtype: str | None = None) -> Image.Image:
-    "Generate `n` pictures for `prompt` (from `init_image` if given) and return them as one picture (a grid when `n` > 1); `dtype` (e.g. 'bfloat16') overrides the device's default number format."
+             dtype: str | None = None, embedding: str | os.PathLike | None = None) -> Image.Image:
+    "Generate `n` pictures for `prompt` (from `init_image` if given) and return them as one picture (a grid when `n` > 1); `dtype` (e.g. 'bfloat16') overrides the device's default number format; `embedding` is a textual-inversion file whose word the prompt uses."
     import torch
     from sdfound.core import image_grid, default_model
     from sdfound.pipelines import load_pipeline, img2img_from
     check_generate_options(prompt, steps, guidance, n, seed, strength, init_image is not None, scheduler, dtype)
     if negative is not None and not isinstance(negative, str): raise UsageError(f"--negative must be text, got {negative!r}")
     if init_image is not None and not isinstance(init_image, Image.Image): raise UsageError(f"init_image must be a PIL picture, got {type(init_image).__name__}")
+    token = None if embedding is None else embedding_token(embedding)
+    if token is not None and token not in prompt: raise UsageError(f"the prompt does not use the learned word {token!r} of {str(embedding)!r}: write it in the prompt")
     pipe = load_pipeline(model or default_model(for_cli=True), dtype=getattr(torch, dtype) if dtype else None, scheduler=scheduler)
+    if token is not None:
+        try: pipe.load_textual_inversion(str(embedding))
+        except ValueError as e: raise UsageError(f"cannot use {str(embedding)!r} with this model: {e}") from None
     _warn_if_truncated(pipe.tokenizer, [prompt, negative])
     kw = dict(prompt=prompt, negative_prompt=negative, guidance_scale=guidance, num_inference_steps=steps,
               num_images_per_prompt=n, generator=torch.Generator('cpu').manual_seed(seed))
@@ -123,7 +138,7 @@ def _generate(args) -> None:
     out = check_output_path(args.output)
     try:
         img = generate(args.prompt, args.negative, args.guidance, args.steps, args.seed, args.n, init,
-                       0.8 if args.strength is None else args.strength, args.scheduler, args.model, args.dtype)
+                       0.8 if args.strength is None else args.strength, args.scheduler, args.model, args.dtype, args.embedding)
     except ModelNotFound as e: raise UsageError(str(e)) from None
     save_png(img, out)
     print(f"wrote {out}")
@@ -163,6 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument('--init-image', default=None, help='PNG to start from (img2img)')
     g.add_argument('--strength', type=float, default=None, help='img2img: how much to change the init image, 0–1 (default 0.8)')
     g.add_argument('--scheduler', default=None, help='pndm, ddim, ddpm, euler, euler_a, lms or dpm++ (default: the model\'s own)')
+    g.add_argument('--embedding', default=None, help='a textual-inversion file (.safetensors) whose word the prompt uses, e.g. sdfound/models/concepts/...')
     g.add_argument('--model', default=None, help='tiny, sd15-mini, sd15, sd14, a local folder or a hub id (default: $SDFOUND_MODEL or tiny)')
     g.add_argument('--dtype', default=None, help='float32, bfloat16 or float16 (default: float16 on CUDA, float32 elsewhere); '
                    'bfloat16 makes several pictures (-n 8) faster on CPUs that multiply it natively (AVX512-BF16, AMX)')

@@ -14,7 +14,7 @@ from PIL import Image
 from .core import get_device, default_model
 
 # %% auto #0
-__all__ = ['MODEL_IDS', 'OFFLINE_MODELS', 'scheduler_classes', 'ModelNotFound', 'resolve_model', 'hub_reachable', 'load_pipeline', 'img2img_from', 'is_tiny', 'for_model', 'image_size', 'enlarge', 'generators', 'noise_predictions', 'guide', 'img2img_timesteps', 'decode_latents', 'LatentsCallback', 'latents_callback', 'cuda_peak', 'encode_images', 'tokenize_prompts', 'denoising_loss', 'denoiser_loss', 'add_token', 'train_textual_inversion', 'plot_training', 'save_textual_inversion', 'train_dreambooth']
+__all__ = ['MODEL_IDS', 'OFFLINE_MODELS', 'scheduler_classes', 'ModelNotFound', 'resolve_model', 'hub_reachable', 'load_pipeline', 'img2img_from', 'is_tiny', 'for_model', 'image_size', 'enlarge', 'generators', 'noise_predictions', 'guide', 'img2img_timesteps', 'decode_latents', 'LatentsCallback', 'latents_callback', 'cuda_peak', 'encode_images', 'tokenize_prompts', 'denoising_loss', 'denoiser_loss', 'add_token', 'concept_tokens', 'train_textual_inversion', 'plot_training', 'save_textual_inversion', 'add_lora', 'train_dreambooth', 'save_dreambooth']
 
 # %% ../nbs/02_pipelines.ipynb #7d05cc79
 MODEL_IDS = {'sd15': 'stable-diffusion-v1-5/stable-diffusion-v1-5', 'sd14': 'CompVis/stable-diffusion-v1-4'}
@@ -253,17 +253,26 @@ def add_token(pipe, token: str, init_token: str | None = None) -> int:
     return tid
 
 # %% ../nbs/03_pipelines_concepts.ipynb #da3d7426
+def concept_tokens(token: str, vectors: int = 1) -> list[str]:
+    "The tokens a concept of `vectors` embedding vectors uses, named as diffusers names them: `token`, `token_1`, …"
+    return [token] + [f'{token}_{i}' for i in range(1, vectors)]
+
 def train_textual_inversion(pipe, images: list[Image.Image], prompts: list[str], token: str = '<concept>', init_token: str | None = None,
-                            steps: int = 150, lr: float = 2e-3, batch_size: int = 8, seed: int = 0, progress: bool = True) -> dict:
-    "Add `token` to `pipe` and learn its embedding alone (all else frozen) to denoise `images` captioned by `prompts`; returns the losses."
+                            steps: int = 150, lr: float = 2e-3, batch_size: int = 8, vectors: int = 1, seed: int = 0, progress: bool = True) -> dict:
+    "Add `token` to `pipe` (as `vectors` new tokens, which prompts write as `token` alone) and learn their embeddings alone (all else frozen) to denoise `images` captioned by `prompts`; returns the losses."
     from sdfound.core import batch_sampler
     _check_training(pipe, images, prompts, 'textual inversion')
     if not all(token in p for p in prompts): raise ValueError(f"every prompt must contain the new token {token!r}")
+    if not isinstance(vectors, int) or vectors < 1: raise ValueError(f"vectors must be an int ≥ 1, got {vectors!r}")
+    tokens = concept_tokens(token, vectors)
+    for t in tokens:
+        if t in pipe.tokenizer.get_vocab(): raise ValueError(f"{t!r} is already a token of this tokenizer: pick a new word, like '<my-concept>'")
     latents = encode_images(pipe, images)
-    tid = add_token(pipe, token, init_token)
+    tids = [add_token(pipe, t, init_token) for t in tokens]
+    prompts = [p.replace(token, ' '.join(tokens)) for p in prompts]  # as the pipeline expands the word when it draws
     ids, emb = tokenize_prompts(pipe, prompts), pipe.text_encoder.get_input_embeddings().weight
     pipe.unet.requires_grad_(False); pipe.text_encoder.requires_grad_(False); emb.requires_grad_(True)
-    only_new = torch.zeros(len(emb), 1, device=emb.device, dtype=emb.dtype); only_new[tid] = 1
+    only_new = torch.zeros(len(emb), 1, device=emb.device, dtype=emb.dtype); only_new[tids] = 1
     hook = emb.register_hook(lambda g: g * only_new)  # every other row gets a zero gradient: Adam leaves it exactly as it was
     pick = batch_sampler(len(latents), min(batch_size, len(latents)), seed)
     try: return _fit_denoiser(pipe, lambda s: (lambda i: dict(latents=latents[i], input_ids=ids[i]))(pick(s)), steps, lr, seed,
@@ -281,34 +290,72 @@ def plot_training(log: dict, title: str = '') -> None:
     fig.suptitle(title); fig.tight_layout(); plt.show()
 
 # %% ../nbs/03_pipelines_concepts.ipynb #bbb9ad12
-def save_textual_inversion(pipe, token: str, path) -> Path:
-    "Save `token`'s embedding as diffusers' textual-inversion file `{token: (1, dim) tensor}` (a folder gets `learned_embeds.safetensors`)."
+def _new_output(path: Path) -> Path:
+    "`path`, refused if something is there already: training outputs are never overwritten."
+    if path.exists(): raise FileExistsError(f"{path} exists already: choose a new name, or delete it first")
+    return path
+
+def save_textual_inversion(pipe, token: str, path, dtype: torch.dtype = torch.float16) -> Path:
+    "Save `token`'s embedding — all its vectors (`token`, `token_1`, …) — as diffusers' textual-inversion file `{token: (vectors, dim) tensor}` (a folder gets `learned_embeds.safetensors`), in `dtype`."
     from safetensors.torch import save_file
-    if token not in pipe.tokenizer.get_vocab(): raise ValueError(f"{token!r} is not in this pipeline's tokenizer: train or load it first")
+    vocab = pipe.tokenizer.get_vocab()
+    if token not in vocab: raise ValueError(f"{token!r} is not in this pipeline's tokenizer: train or load it first")
+    n = 1
+    while f'{token}_{n}' in vocab: n += 1
     path = Path(path)
     if path.suffix != '.safetensors': path = path / 'learned_embeds.safetensors'
-    path.parent.mkdir(parents=True, exist_ok=True)
-    row = pipe.text_encoder.get_input_embeddings().weight[pipe.tokenizer.convert_tokens_to_ids(token)]
-    save_file({token: row[None].detach().float().cpu().contiguous()}, path)
+    _new_output(path).parent.mkdir(parents=True, exist_ok=True)
+    rows = pipe.text_encoder.get_input_embeddings().weight[pipe.tokenizer.convert_tokens_to_ids(concept_tokens(token, n))]
+    save_file({token: rows.detach().to('cpu', dtype).contiguous()}, path)
     return path
 
 # %% ../nbs/03_pipelines_concepts.ipynb #126dd633
-def train_dreambooth(pipe, images: list[Image.Image], prompts: list[str], steps: int = 100, lr: float = 5e-5, batch_size: int = 4,
-                     prior_images: list[Image.Image] | None = None, prior_prompts: list[str] | None = None, seed: int = 0, progress: bool = True) -> dict:
-    "Fine-tune `pipe`'s UNet on a few `images` named in their `prompts` by a rare word; optional prior pictures keep what the model knew."
+def add_lora(unet, rank: int = 8) -> list[torch.nn.Parameter]:
+    "Give `unet` a LoRA adapter (`peft`) of `rank` on its attention projections and resnet convolutions; returns the adapter's weights, the only ones left trainable."
+    try: from peft import LoraConfig
+    except ImportError: raise ImportError("LoRA needs the `peft` package: pip install 'sdfound[lessons]'") from None
+    if not isinstance(rank, int) or rank < 1: raise ValueError(f"rank must be an int ≥ 1, got {rank!r}")
+    unet.add_adapter(LoraConfig(r=rank, lora_alpha=rank, init_lora_weights='gaussian',
+                                target_modules=['to_q', 'to_k', 'to_v', 'to_out.0', 'conv1', 'conv2']))
+    unet.requires_grad_(False)
+    params = [p for n, p in unet.named_parameters() if 'lora_' in n]
+    for p in params: p.requires_grad_(True)
+    return params
+
+def train_dreambooth(pipe, images: list[Image.Image], prompts: list[str], word: str, steps: int = 100, lr: float = 5e-5, batch_size: int = 4,
+                     prior_images: list[Image.Image] | None = None, prior_prompts: list[str] | None = None, lora_rank: int | None = None,
+                     seed: int = 0, progress: bool = True) -> dict:
+    "Fine-tune `pipe`'s UNet (or, with `lora_rank`, a LoRA adapter on it) on a few `images` named in their `prompts` by the rare `word`; optional prior pictures, captioned without the word, keep what the model knew."
     from sdfound.core import batch_sampler
     _check_training(pipe, images, prompts, 'Dreambooth')
+    if not all(word in p for p in prompts): raise ValueError(f"every prompt must contain the rare word {word!r}: it is what the model learns to draw the subject for")
     if (prior_images is None) != (prior_prompts is None): raise ValueError("give both prior_images and prior_prompts, or neither")
+    if lora_rank is not None and (not isinstance(lora_rank, int) or lora_rank < 1): raise ValueError(f"lora_rank must be an int ≥ 1 (or None: the whole UNet), got {lora_rank!r}")
+    if prior_images is not None:
+        _check_training(pipe, prior_images, prior_prompts, 'Dreambooth')
+        if any(word in p for p in prior_prompts): raise ValueError(f"prior prompts must not contain the rare word {word!r}: they show what the model drew without it")
     z, ids = encode_images(pipe, images), tokenize_prompts(pipe, prompts)
     pick = batch_sampler(len(z), min(batch_size, len(z)), seed)
     if prior_images is not None:
-        _check_training(pipe, prior_images, prior_prompts, 'Dreambooth')
         pz, pids, ppick = encode_images(pipe, prior_images), tokenize_prompts(pipe, prior_prompts), batch_sampler(len(prior_images), min(batch_size, len(prior_images)), seed + 1)
     def get(s):
         i = pick(s)
         if prior_images is None: return dict(latents=z[i], input_ids=ids[i])
         j = ppick(s)  # half the batch from the subject, half from the prior: the two losses weigh the same
         return dict(latents=torch.cat([z[i], pz[j]]), input_ids=torch.cat([ids[i], pids[j]]))
-    pipe.text_encoder.requires_grad_(False); pipe.vae.requires_grad_(False); pipe.unet.requires_grad_(True)
+    pipe.text_encoder.requires_grad_(False); pipe.vae.requires_grad_(False)
+    trained = add_lora(pipe.unet, lora_rank) if lora_rank is not None else list(pipe.unet.requires_grad_(True).parameters())
     try: return _fit_denoiser(pipe, get, steps, lr, seed, 'dreambooth', progress, probe=(z, prompts))
-    finally: pipe.unet.requires_grad_(False)
+    finally:
+        for p in trained: p.requires_grad_(False)
+
+def save_dreambooth(pipe, path) -> Path:
+    "Save a Dreambooth result where plain diffusers loads it: a LoRA adapter as fp16 `pytorch_lora_weights.safetensors` (`pipe.load_lora_weights(path)`), a fine-tuned UNet as a whole pipeline (`from_pretrained(path)`)."
+    from diffusers import StableDiffusionPipeline
+    path = _new_output(Path(path))
+    if getattr(pipe.unet, 'peft_config', None):
+        from peft.utils import get_peft_model_state_dict
+        lora = {k: v.to(torch.float16) for k, v in get_peft_model_state_dict(pipe.unet).items()}
+        StableDiffusionPipeline.save_lora_weights(path, unet_lora_layers=lora)
+    else: pipe.save_pretrained(path)
+    return path

@@ -135,3 +135,32 @@ def test_same_seed_same_bytes_from_two_processes(tmp_path, extra):
                                *[a.format(t=tmp_path) for a in extra], '-o', str(out)], stderr=subprocess.PIPE, text=True, env=OFFLINE) for out in outs]
     for p in procs: assert p.wait(timeout=300) == 0, p.stderr.read()
     assert outs[0].read_bytes() == outs[1].read_bytes()
+
+def test_generate_with_a_learned_embedding_draws_its_concept(tmp_path):
+    "The shipped <halloween> word, taken from its file: the CLI draws what a pipeline that loaded the file draws."
+    from sdfound.concepts import concepts_dir
+    from sdfound.pipelines import load_pipeline
+    emb = concepts_dir() / 'halloween' / 'learned_embeds.safetensors'
+    r = cli('generate', 'a 7 in <halloween> colours', '--steps', 6, '--embedding', emb, '-o', tmp_path / 'h.png')
+    assert r.returncode == 0, r.stderr
+    pipe = load_pipeline('tiny', device='cpu'); pipe.set_progress_bar_config(disable=True)
+    pipe.load_textual_inversion(str(emb))
+    want = pipe('a 7 in <halloween> colours', num_inference_steps=6, generator=torch.Generator('cpu').manual_seed(0)).images[0]
+    got = np.asarray(Image.open(tmp_path / 'h.png'), dtype=int)
+    assert np.abs(got - np.asarray(want, dtype=int)).max() <= 2
+    plain = cli('generate', 'a 7 in colours', '--steps', 6, '-o', tmp_path / 'p.png')
+    assert plain.returncode == 0 and np.abs(got - np.asarray(Image.open(tmp_path / 'p.png'), dtype=int)).mean() > 10
+
+@pytest.mark.parametrize('prompt,emb,msg', [
+    ('a 7 in <halloween> colours', '{t}/missing.safetensors', 'does not exist'),
+    ('a 7 in <halloween> colours', '{t}', 'is a folder'),
+    ('a 7 in <halloween> colours', '{t}/junk.safetensors', 'not a safetensors file'),
+    ('a red 7', '{shipped}', "does not use the learned word '<halloween>'"),
+])
+def test_generate_embedding_bad_input_is_one_clear_error(tmp_path, prompt, emb, msg):
+    from sdfound.concepts import concepts_dir
+    (tmp_path / 'junk.safetensors').write_text('not weights')
+    emb = emb.format(t=tmp_path, shipped=concepts_dir() / 'halloween' / 'learned_embeds.safetensors')
+    r = cli('generate', prompt, '--embedding', emb, '-o', tmp_path / 'x.png')
+    assert r.returncode == 2 and msg in r.stderr and 'Traceback' not in r.stderr, r.stderr
+    assert not (tmp_path / 'x.png').exists()

@@ -9,7 +9,8 @@ from sdfound.core import image_grid
 from sdfound.data import DigitScenes, caption
 from sdfound.pipelines import (load_pipeline, img2img_from, is_tiny, for_model, image_size, enlarge, generators, noise_predictions,
                                guide, decode_latents, img2img_timesteps, latents_callback, cuda_peak, encode_images, tokenize_prompts,
-                               denoising_loss, add_token, train_textual_inversion, save_textual_inversion, train_dreambooth)
+                               denoising_loss, add_token, train_textual_inversion, save_textual_inversion, train_dreambooth,
+                               save_dreambooth, concept_tokens)
 from sdfound.tiny import sd_scheduler
 
 torch.set_num_threads(1)
@@ -160,15 +161,32 @@ def test_textual_inversion_file_loads_into_a_fresh_pipeline(saved, tmp_path):
     path = save_textual_inversion(p, '<outline>', tmp_path / 'concept')
     assert path.name == 'learned_embeds.safetensors'
     sd = load_file(path)
-    assert list(sd) == ['<outline>'] and sd['<outline>'].shape == (1, 32) and sd['<outline>'].dtype == torch.float32
+    assert list(sd) == ['<outline>'] and sd['<outline>'].shape == (1, 32) and sd['<outline>'].dtype == torch.float16
     for source in (path, path.parent):  # a file or a folder
         q = fresh(saved)
         assert '<outline>' not in q.tokenizer.get_vocab()
         q.load_textual_inversion(str(source))
         tid = q.tokenizer.convert_tokens_to_ids('<outline>')
         assert '<outline>' in q.tokenizer.get_vocab() and q.tokenizer.tokenize('<outline>') == ['<outline>']
-        torch.testing.assert_close(q.text_encoder.get_input_embeddings().weight[tid].detach(), sd['<outline>'][0])
+        torch.testing.assert_close(q.text_encoder.get_input_embeddings().weight[tid].detach(), sd['<outline>'][0].float())
         assert q(f'{PROMPT}, <outline>', num_inference_steps=2, generator=gen(0)).images[0].size == (64, 64)
+
+def test_textual_inversion_of_several_vectors_round_trips_through_diffusers(saved, tmp_path):
+    "A word of 3 vectors: only those rows learn, the file holds (3, dim), and a fresh pipeline draws the trainer's pictures from it."
+    p = fresh(saved)
+    emb0 = p.text_encoder.get_input_embeddings().weight.detach().clone()
+    images, prompts = outline_set()
+    train_textual_inversion(p, images, prompts, token='<outline>', vectors=3, steps=4, lr=5e-2, batch_size=2, progress=False)
+    emb = p.text_encoder.get_input_embeddings().weight.detach()
+    assert concept_tokens('<outline>', 3) == ['<outline>', '<outline>_1', '<outline>_2'] and len(emb) == len(emb0) + 3
+    assert torch.equal(emb[:len(emb0)], emb0) and not torch.allclose(emb[-3:], emb[-3:].mean(0))
+    path = save_textual_inversion(p, '<outline>', tmp_path / 'three')
+    assert load_file(path)['<outline>'].shape == (3, 32)
+    # the trainer's pipeline rounded to what the file holds (fp16) must draw what a fresh pipeline loading the file draws
+    with torch.no_grad(): p.text_encoder.get_input_embeddings().weight[-3:] = load_file(path)['<outline>'].float()
+    q = fresh(saved); q.load_textual_inversion(str(path))
+    draw = lambda pipe: pipe(f'{PROMPT}, <outline>', num_inference_steps=3, generator=gen(0), output_type='np').images
+    assert np.abs(draw(p) - draw(q)).max() * 255 <= 2
 
 def test_textual_inversion_init_token(saved):
     p = fresh(saved)
@@ -184,16 +202,41 @@ def test_dreambooth_changes_the_unet_only(saved):
     unet0 = {k: v.clone() for k, v in p.unet.state_dict().items()}
     ds = DigitScenes(4, seed=3, fonts=('cmtt10',))
     images, plain = [ds.pil(i) for i in range(4)], [caption(ds.scene(i)) for i in range(4)]
-    log = train_dreambooth(p, images, [f'{c}, jqz' for c in plain], steps=3, batch_size=2, prior_images=images[:2], prior_prompts=plain[:2], progress=False)
+    log = train_dreambooth(p, images, [f'{c}, jqz' for c in plain], 'jqz', steps=3, batch_size=2, prior_images=images[:2], prior_prompts=plain[:2], progress=False)
     assert len(log['loss']) == 3 and all(np.isfinite(log['loss'])) and log['probe_step'] == [0, 3]
     assert any(not torch.equal(v, unet0[k]) for k, v in p.unet.state_dict().items())
     assert all(torch.equal(v, te0[k]) for k, v in p.text_encoder.state_dict().items())
     assert not any(q.requires_grad for q in p.unet.parameters())
 
+def test_dreambooth_lora_trains_the_adapter_only_and_round_trips_through_diffusers(saved, tmp_path):
+    p = fresh(saved)
+    unet0 = {k: v.clone() for k, v in p.unet.state_dict().items()}
+    ds = DigitScenes(4, seed=3, fonts=('cmtt10',))
+    log = train_dreambooth(p, [ds.pil(i) for i in range(4)], [f'{caption(ds.scene(i))}, jqz' for i in range(4)], 'jqz', steps=4, lr=1e-2,
+                           lora_rank=4, progress=False)
+    assert all(np.isfinite(log['loss']))
+    state = p.unet.state_dict()
+    base_keys = [k for k in state if 'lora_' not in k]
+    lora_keys = [k for k in state if 'lora_B' in k]
+    assert lora_keys and not any(q.requires_grad for q in p.unet.parameters())
+    # the base weights, under peft's names, exactly as they were; the adapter's B matrices left their start
+    assert all(torch.equal(state[k], unet0[k.replace('.base_layer', '')]) for k in base_keys)
+    path = save_dreambooth(p, tmp_path / 'lora')
+    assert (path / 'pytorch_lora_weights.safetensors').exists()
+    weights = load_file(path / 'pytorch_lora_weights.safetensors')
+    assert all(v.dtype == torch.float16 for v in weights.values())
+    q = fresh(saved); q.load_lora_weights(str(path))
+    with torch.no_grad():  # the trainer's adapter rounded as the file holds it
+        for k in lora_keys: state[k].copy_(state[k].half().float())
+        for k in [k for k in state if 'lora_A' in k]: state[k].copy_(state[k].half().float())
+    draw = lambda pipe: pipe(f'{PROMPT}, jqz', num_inference_steps=3, generator=gen(0), output_type='np').images
+    a, b, plain = draw(p), draw(q), draw(fresh(saved))
+    assert np.abs(a - b).max() * 255 <= 2 and np.abs(a - plain).max() * 255 > 2
+
 def test_dreambooth_fits_its_pictures(saved):
     p = fresh(saved)
     ds = DigitScenes(4, seed=3, fonts=('cmtt10',))
-    log = train_dreambooth(p, [ds.pil(i) for i in range(4)], [f'{caption(ds.scene(i))}, jqz' for i in range(4)], steps=30, lr=1e-3, progress=False)
+    log = train_dreambooth(p, [ds.pil(i) for i in range(4)], [f'{caption(ds.scene(i))}, jqz' for i in range(4)], 'jqz', steps=30, lr=1e-3, progress=False)
     assert log['probe_step'] == [0, 10, 20, 30] and log['probe'][-1] < log['probe'][0]
 
 def test_denoising_loss_is_deterministic_and_sees_the_prompt(pipe):
@@ -223,15 +266,33 @@ def test_bad_inputs_give_clear_errors(saved, pipe, tmp_path):
         (lambda: add_token(pipe, '<new>', init_token='zzzqqq'), 'single token'),
         (lambda: train_textual_inversion(pipe, images, prompts, token='<outline>', init_token='purple red'), 'single token'),
         (lambda: train_textual_inversion(fresh(saved, dtype=torch.float16), images, prompts, token='<outline>'), 'float32'),
-        (lambda: train_dreambooth(fresh(saved, dtype=torch.float16), images, prompts), 'float32'),
-        (lambda: train_dreambooth(pipe, images, PROMPT), 'must be a list'),
-        (lambda: train_dreambooth(pipe, images, prompts, prior_images=images), 'both prior_images and prior_prompts'),
+        (lambda: train_dreambooth(fresh(saved, dtype=torch.float16), images, prompts, '<outline>'), 'float32'),
+        (lambda: train_dreambooth(pipe, images, PROMPT, '<outline>'), 'must be a list'),
+        (lambda: train_dreambooth(pipe, images, prompts, '<outline>', prior_images=images), 'both prior_images and prior_prompts'),
+        (lambda: train_dreambooth(pipe, images, [PROMPT] * 2, 'jqz'), 'must contain the rare word'),
+        (lambda: train_dreambooth(pipe, images, prompts, '<outline>', prior_images=images, prior_prompts=prompts), 'must not contain the rare word'),
+        (lambda: train_dreambooth(pipe, [], [], 'jqz'), 'at least one image'),
+        (lambda: train_dreambooth(pipe, [images[0], images[1].resize((32, 32))], prompts, '<outline>'), '64×64'),
+        (lambda: train_textual_inversion(pipe, [images[0], images[1].resize((32, 32))], prompts, token='<outline>'), '64×64'),
+        (lambda: train_textual_inversion(pipe, [], [], token='<outline>'), 'at least one image'),
+        (lambda: train_textual_inversion(pipe, images, prompts, token='<outline>', vectors=0), 'vectors must be'),
+        (lambda: train_dreambooth(pipe, images, prompts, '<outline>', lora_rank=0), 'lora_rank must be'),
         (lambda: save_textual_inversion(pipe, '<never-trained>', tmp_path), 'not in this pipeline'),
         (lambda: denoising_loss(pipe, torch.randn(2, 4, 8, 8), [PROMPT]), 'one prompt per latent'),
     ]
     for call, msg in cases:
         with pytest.raises(ValueError, match=msg): call()
     assert '<outline>' not in pipe.tokenizer.get_vocab()  # a refused call changed nothing
+    assert not getattr(pipe.unet, 'peft_config', None)     # not even an adapter added
+
+def test_saving_refuses_an_existing_output(saved, tmp_path):
+    p = fresh(saved)
+    train_textual_inversion(p, *outline_set(2), token='<outline>', steps=1, batch_size=2, progress=False)
+    (tmp_path / 'taken').mkdir(); (tmp_path / 'taken' / 'learned_embeds.safetensors').write_bytes(b'keep me')
+    for call in (lambda: save_textual_inversion(p, '<outline>', tmp_path / 'taken'), lambda: save_dreambooth(p, tmp_path / 'taken')):
+        with pytest.raises(FileExistsError, match='exists already'): call()
+    assert (tmp_path / 'taken' / 'learned_embeds.safetensors').read_bytes() == b'keep me'
+    assert sorted(x.name for x in (tmp_path / 'taken').iterdir()) == ['learned_embeds.safetensors']
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason='checks the message given without a GPU')
 def test_cuda_peak_without_a_gpu_says_so():

@@ -1,0 +1,102 @@
+"""Textual inversion and Dreambooth on the tiny model, measured: for each concept, its judge's accuracy on held-out
+renders; for each run, the concept hit rate with and without the word (100 pictures, DDIM 30 steps, guidance 7.5),
+digit / fg adherence on the 240 ordinary quality prompts before and after, minutes and steps. Prints one table and
+writes it to bench/results/personalize.md.
+
+    python bench/personalize.py                 # every run in RUNS
+    python bench/personalize.py --ship          # also save the judges, <halloween> and the outline LoRA into sdfound/models/concepts
+    python bench/personalize.py --runs ti-halloween,db-outline-prior
+"""
+import argparse, copy, json, time
+from pathlib import Path
+import numpy as np, torch
+from sdfound.core import quiet_libraries, tensor_to_pil, image_grid
+from sdfound.concepts import (CONCEPTS, concepts_dir, train_concept_judge, judge_accuracy, save_concept_judge, hit_prompts,
+                              hit_rate, concept_pictures)
+from sdfound.data import DigitScenes, parse_caption
+from sdfound.evaluator import load_classifier, classify, adherence, quality_prompts, generate_tensors
+from sdfound.pipelines import load_pipeline, train_textual_inversion, train_dreambooth, save_textual_inversion, save_dreambooth
+from sdfound.tiny import TRAIN_FONTS
+
+# what each run trains: the lesson's settings (8 pictures each)
+RUNS = {
+    'ti-halloween': dict(method='textual inversion', concept='halloween', word='<halloween>', vectors=4, steps=400, lr=1e-2),
+    'ti-small': dict(method='textual inversion', concept='small', word='<small>', vectors=4, steps=400, lr=1e-2),
+    'ti-outline': dict(method='textual inversion', concept='outline', word='<outline>', vectors=4, steps=400, lr=1e-2),
+    'db-outline': dict(method='Dreambooth, LoRA rank 8', concept='outline', word='jqz', steps=600, lr=1e-3, prior=0),
+    'db-outline-prior': dict(method='Dreambooth, LoRA rank 8 + prior', concept='outline', word='jqz', steps=600, lr=1e-3, prior=64),
+}
+SHIP = {'ti-halloween': 'halloween', 'db-outline-prior': 'outline'}
+
+def ordinary_adherence(pipe, clf):
+    prompts = quality_prompts()
+    return adherence(classify(clf, generate_tensors(pipe, prompts, seed=0, batch_size=120)), [parse_caption(p) for p in prompts])
+
+def prior_set(pipe, concept, n, seed=1000):
+    "`n` pictures the model itself draws for ordinary captions: what Dreambooth should not forget."
+    scenes = [DigitScenes(50_000, seed=seed, fonts=TRAIN_FONTS).scene(i) for i in range(n)]
+    prompts = [concept.caption(s) for s in scenes]
+    return tensor_to_pil(generate_tensors(pipe, prompts, seed=seed, batch_size=100)), prompts
+
+def run(name, spec, base, judge, clf, before, ship_dir=None):
+    c = CONCEPTS[spec['concept']]
+    images, scenes = concept_pictures(c)
+    pipe = copy.deepcopy(base)
+    prompts = [c.caption(s, spec['word']) for s in scenes]
+    t0 = time.time()
+    if spec['method'].startswith('textual'):
+        log = train_textual_inversion(pipe, images, prompts, token=spec['word'], vectors=spec['vectors'], steps=spec['steps'], lr=spec['lr'], progress=False)
+    else:
+        kw = dict(zip(('prior_images', 'prior_prompts'), prior_set(base, c, spec['prior']))) if spec['prior'] else {}
+        log = train_dreambooth(pipe, images, prompts, spec['word'], steps=spec['steps'], lr=spec['lr'], batch_size=8, lora_rank=8, progress=False, **kw)
+    minutes = (time.time() - t0) / 60
+    hit, without = hit_rate(pipe, judge, hit_prompts(c, spec['word'])), hit_rate(pipe, judge, hit_prompts(c))
+    after = ordinary_adherence(pipe, clf)
+    x = generate_tensors(pipe, hit_prompts(c, spec['word'])[::5][:20], seed=0)
+    image_grid(tensor_to_pil(x), cols=10).save(f'bench/results/personalize_{name}.png')
+    if ship_dir is not None:
+        (save_textual_inversion(pipe, spec['word'], ship_dir / 'learned_embeds.safetensors') if spec['method'].startswith('textual')
+         else save_dreambooth(pipe, ship_dir / 'lora'))
+    return dict(run=name, method=spec['method'], concept=c.name, word=spec['word'], steps=spec['steps'], minutes=round(minutes, 2),
+                loss_before=round(log['probe'][0], 4), loss_after=round(log['probe'][-1], 4), hit=hit, without=without,
+                digit_before=before['digit'], digit_after=after['digit'], fg_before=before['fg'], fg_after=after['fg'],
+                both_before=before['digit+fg'], both_after=after['digit+fg'])
+
+def main(a):
+    quiet_libraries()
+    torch.manual_seed(0)
+    base = load_pipeline('tiny', dtype=torch.float32, scheduler='ddim')
+    base.set_progress_bar_config(disable=True)
+    clf = load_classifier()
+    runs = a.runs.split(',') if a.runs else list(RUNS)
+    t0 = time.time()
+    before = ordinary_adherence(base, clf)
+    judges, judge_rows = {}, []
+    for name in sorted({RUNS[r]['concept'] for r in runs}):
+        t = time.time()
+        judges[name] = train_concept_judge(CONCEPTS[name], vae=base.vae, progress=False)
+        judge_rows.append((name, judge_accuracy(judges[name], CONCEPTS[name]), judge_accuracy(judges[name], CONCEPTS[name], vae=base.vae), (time.time() - t) / 60))
+        if a.ship: save_concept_judge(judges[name], concepts_dir() / name / 'judge')
+    rows = [run(r, RUNS[r], base, judges[RUNS[r]['concept']], clf, before, concepts_dir() / SHIP[r] if a.ship and r in SHIP else None) for r in runs]
+    pct = lambda v: f'{100 * v:.0f}%'
+    out = ["| concept | judge accuracy, 1,000 held-out renders | the same through the VAE | judge training minutes |", "|---|---:|---:|---:|"]
+    out += [f"| {n} | {100 * r:.1f}% | {100 * v:.1f}% | {m:.1f} |" for n, r, v, m in judge_rows]
+    out += ["", "| run | concept | word | hit rate with the word | without | digit / fg / both on 240 ordinary prompts, before → after | fixed-noise loss on its 8 pictures | steps | minutes |",
+            "|---|---|---|---:|---:|---|---|---:|---:|"]
+    out += [f"| {r['method']} | {r['concept']} | `{r['word']}` | {pct(r['hit'])} | {pct(r['without'])} | "
+            f"{pct(r['digit_before'])} / {pct(r['fg_before'])} / {pct(r['both_before'])} → {pct(r['digit_after'])} / {pct(r['fg_after'])} / {pct(r['both_after'])} | "
+            f"{r['loss_before']} → {r['loss_after']} | {r['steps']} | {r['minutes']} |" for r in rows]
+    table = '\n'.join(out)
+    print(table)
+    print(f"\ntotal {(time.time() - t0) / 60:.1f} min, torch threads {torch.get_num_threads()}")
+    if a.write:
+        Path(a.write).write_text(f"# Textual inversion and Dreambooth on the tiny model\n\n`python bench/personalize.py{' --runs ' + a.runs if a.runs else ''}` "
+                                 f"(torch threads: {torch.get_num_threads()})\n\n{table}\n")
+        Path(a.write).with_suffix('.json').write_text(json.dumps(dict(judges=judge_rows, runs=rows), indent=1))
+
+if __name__ == '__main__':
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument('--runs', default='', help=f"comma-separated, from: {', '.join(RUNS)} (default: all)")
+    p.add_argument('--ship', action='store_true', help='save the judges and the shipped concepts into sdfound/models/concepts')
+    p.add_argument('--write', default='bench/results/personalize.md', help="markdown file for the table ('' for none)")
+    main(p.parse_args())

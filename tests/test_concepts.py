@@ -1,0 +1,65 @@
+"""Concepts to teach the tiny model, their judges, and what sdfound ships: the `<halloween>` textual inversion and the
+outline Dreambooth LoRA, loaded by plain diffusers, drawing their concept where the prompt asks for it."""
+import numpy as np, pytest, torch
+from sdfound.concepts import (CONCEPTS, Concept, concept_scenes, render_scenes, ink, ConceptJudge, judge_says, judge_accuracy,
+                              load_concept_judge, concepts_dir, hit_prompts, hit_rate, through_vae)
+from sdfound.core import pil_to_tensor
+from sdfound.data import Scene, digit_mask
+from sdfound.pipelines import load_pipeline
+
+torch.set_num_threads(2)
+pytestmark = pytest.mark.filterwarnings('ignore::DeprecationWarning', 'ignore::FutureWarning')
+
+def test_concepts_make_members_and_captions():
+    for c in CONCEPTS.values():
+        scenes = concept_scenes(c, 400, seed=3)
+        share = np.mean([c.member(s) for s in scenes])
+        assert 0.45 < share < 0.75, (c.name, share)  # half made into the concept, a few more by chance
+        made = c.make(Scene(7, 'red', 'blue'), np.random.default_rng(0))
+        assert c.member(made) and not c.member(Scene(7, 'red', 'blue', size=0.7))
+    h = CONCEPTS['halloween']
+    assert h.caption(Scene(7, 'red', 'blue'), '<halloween>') == 'a 7 in <halloween> colours' and h.caption(Scene(7, 'red', 'blue')) == 'a 7'
+
+def test_hit_prompts_ask_with_and_without_the_word():
+    with_word, without = hit_prompts(CONCEPTS['outline'], 'jqz'), hit_prompts(CONCEPTS['outline'])
+    assert len(with_word) == len(without) == 100 and len(set(without)) == 100
+    assert all(p.endswith(', jqz') and p[:-5] == q for p, q in zip(with_word, without))
+    assert sorted({p.split()[2] for p in without}) == [str(d) for d in range(10)]
+
+def test_ink_is_the_shape_whatever_the_colours():
+    s = Scene(3, 'yellow', 'purple', rotation=10)
+    a, b = (ink(pil_to_tensor([render_scenes([x])[0]]))[0, 0] for x in (s, Scene(3, 'black', 'white', rotation=10)))
+    mask = torch.from_numpy(digit_mask(s))
+    for m in (a, b): assert np.corrcoef(m.flatten(), mask.flatten())[0, 1] > 0.95
+
+def test_judge_reads_a_batch_of_pictures():
+    j = ConceptJudge(width=4).eval()
+    x = torch.rand(3, 3, 64, 64) * 2 - 1
+    assert j(x).shape == (3,) and judge_says(j, x).dtype == torch.bool
+
+# --- what sdfound ships
+
+@pytest.fixture(scope='module')
+def pipe():
+    p = load_pipeline('tiny', dtype=torch.float32, scheduler='ddim')
+    p.set_progress_bar_config(disable=True)
+    return p
+
+@pytest.mark.parametrize('name', ['halloween', 'outline'])
+def test_shipped_judges_tell_their_concept_on_held_out_renders(name, pipe):
+    judge, c = load_concept_judge(name), CONCEPTS[name]
+    assert judge_accuracy(judge, c, n=600) >= 0.95
+    assert judge_accuracy(judge, c, n=600, vae=pipe.vae) >= 0.95  # and as generated pictures look: through the VAE
+
+def test_shipped_textual_inversion_draws_halloween_only_when_asked(pipe):
+    p = load_pipeline('tiny', dtype=torch.float32, scheduler='ddim'); p.set_progress_bar_config(disable=True)
+    p.load_textual_inversion(str(concepts_dir() / 'halloween' / 'learned_embeds.safetensors'))
+    judge, c = load_concept_judge('halloween'), CONCEPTS['halloween']
+    assert hit_rate(p, judge, hit_prompts(c, '<halloween>')) >= 0.8
+    assert hit_rate(p, judge, hit_prompts(c)) <= 0.1  # the same prompts without the word: the colours fall where they may
+
+def test_shipped_dreambooth_lora_draws_outlines_when_asked(pipe):
+    p = load_pipeline('tiny', dtype=torch.float32, scheduler='ddim'); p.set_progress_bar_config(disable=True)
+    p.load_lora_weights(str(concepts_dir() / 'outline' / 'lora'))
+    judge, c = load_concept_judge('outline'), CONCEPTS['outline']
+    assert hit_rate(p, judge, hit_prompts(c, 'jqz')) >= 0.8
