@@ -101,10 +101,13 @@ def judge_data(concept: Concept, n: int, seed: int, vae=None) -> tuple[torch.Ten
     x = pil_to_tensor(render_scenes(scenes, seed))
     return (x if vae is None else through_vae(vae, x)), torch.tensor([concept.member(s) for s in scenes], dtype=torch.float32)
 
-def train_concept_judge(concept: Concept, vae=None, n: int = 4000, steps: int = 400, batch_size: int = 64, seed: int = 0, progress: bool = True) -> ConceptJudge:
-    "Train a `ConceptJudge` for `concept` on `n` renders (half of them the concept), seen through `vae` as generated pictures are."
+def train_concept_judge(concept: Concept, vae=None, negatives: torch.Tensor | None = None, n: int = 4000, steps: int = 400,
+                        batch_size: int = 64, seed: int = 0, progress: bool = True) -> ConceptJudge:
+    "Train a `ConceptJudge` for `concept` on `n` renders (half of them the concept), seen through `vae` as generated pictures are, and on `negatives`: pictures known not to show it (what a model that cannot draw the concept draws)."
     from sdfound.core import fit, seed_everything
     x, y = judge_data(concept, n, seed, vae)
+    if negatives is not None: x, y = torch.cat([x, negatives.float()]), torch.cat([y, torch.zeros(len(negatives))])
+    n = len(x)
     seed_everything(seed)
     judge, pick = ConceptJudge(), batch_sampler(n, batch_size, seed)
     fit(judge, lambda m, b: F.binary_cross_entropy_with_logits(m(b['x']), b['y']), lambda s: (lambda i: dict(x=x[i], y=y[i]))(pick(s)),
