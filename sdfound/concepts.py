@@ -1,4 +1,4 @@
-"""Textual inversion learns one new word and changes nothing else; Dreambooth fine-tunes the model itself. Use real ones from the hub, then make your own on the tiny model in under a minute.
+"""Textual inversion learns one new word and changes nothing else; Dreambooth fine-tunes the model itself. Use real ones from the hub, then make your own on the tiny model and measure them with a judge for each concept.
 
 Docs: https://github.com/sdfound/sdfound/pipelines_concepts.html.md"""
 
