@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np, torch
 from sdfound.core import quiet_libraries, tensor_to_pil, image_grid
 from sdfound.concepts import (CONCEPTS, concepts_dir, train_concept_judge, judge_accuracy, save_concept_judge, hit_prompts,
-                              hit_rate, concept_pictures)
+                              hit_rate, judge_says, concept_pictures)
 from sdfound.data import DigitScenes, parse_caption
 from sdfound.evaluator import load_classifier, classify, adherence, quality_prompts, generate_tensors
 from sdfound.pipelines import load_pipeline, train_textual_inversion, train_dreambooth, save_textual_inversion, save_dreambooth
@@ -52,11 +52,13 @@ def run(name, spec, base, judge, clf, before, ship_dir=None):
         kw = dict(zip(('prior_images', 'prior_prompts'), prior_set(base, c, spec['prior']))) if spec['prior'] else {}
         log = train_dreambooth(pipe, images, prompts, spec['word'], steps=spec['steps'], lr=spec['lr'], batch_size=8, lora_rank=8, progress=False, **kw)
     minutes = (time.time() - t0) / 60
-    hit, without = hit_rate(pipe, judge, hit_prompts(c, spec['word'])), hit_rate(pipe, judge, hit_prompts(c))
+    # the pictures hit_rate draws (the pipeline's scheduler is DDIM already), drawn once for both judges
+    asked = hit_prompts(c, spec['word'])
+    drawn = generate_tensors(pipe, asked, seed=0, batch_size=100)
+    hit, without = judge_says(judge, drawn).float().mean().item(), hit_rate(pipe, judge, hit_prompts(c))
     # does the word leave the colours the prompt asks for alone? the evaluator reads the background (an outline's thin
     # strokes are too little to read the foreground by)
-    asked = hit_prompts(c, spec['word'])
-    bg_kept = adherence(classify(clf, generate_tensors(pipe, asked, seed=0, batch_size=100)), [parse_caption(p.split(',')[0]) or {} for p in asked])['bg']
+    bg_kept = adherence(classify(clf, drawn), [parse_caption(p.split(',')[0]) or {} for p in asked])['bg']
     after = ordinary_adherence(pipe, clf)
     x = generate_tensors(pipe, hit_prompts(c, spec['word'])[::5][:20], seed=0)
     image_grid(tensor_to_pil(x), cols=10).save(f'bench/results/personalize_{name}.png')
