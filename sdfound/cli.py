@@ -80,6 +80,7 @@ def _check_generate(args) -> None:
     check_generate_options(args.prompt, args.steps, args.guidance, args.n, args.seed, args.strength, args.init_image is not None, args.scheduler, args.dtype)
     check_output_path(args.output)
 
+# %% ../nbs/90_cli.ipynb #1566bfec
 def _read_init_image(path: str) -> Image.Image:
     if Path(path).is_dir(): raise UsageError(f"init image {path!r} is a folder, not a picture")
     if not Path(path).is_file(): raise UsageError(f"init image {path!r} does not exist")
@@ -104,6 +105,7 @@ def embedding_token(path) -> str:
     if len(keys) != 1: raise UsageError(f"embedding {str(path)!r} holds {len(keys)} tensors; a textual-inversion file holds one, named by its word")
     return keys[0]
 
+# %% ../nbs/90_cli.ipynb #0123422e
 def generate(prompt: str, negative: str | None = None, guidance: float = 7.5, steps: int = 30, seed: int = 0, n: int = 1,
              init_image: Image.Image | None = None, strength: float = 0.8, scheduler: str | None = None, model: str | None = None,
              dtype: str | None = None, embedding: str | os.PathLike | None = None) -> Image.Image:
@@ -131,6 +133,7 @@ def generate(prompt: str, negative: str | None = None, guidance: float = 7.5, st
     else: images = pipe(**kw).images
     return images[0] if n == 1 else image_grid(images)
 
+# %% ../nbs/90_cli.ipynb #3dd88ddd
 def _generate(args) -> None:
     from sdfound.pipelines import ModelNotFound
     _check_generate(args)

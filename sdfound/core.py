@@ -153,10 +153,12 @@ def lr_shape(steps: int, warmup: int = 100, restart_at: int | None = None):
         return min(1, (s + 1) / warmup) * cosine(s, n)
     return shape
 
+# %% ../nbs/00_core.ipynb #f34e4aba
 def batch_sampler(n: int, batch_size: int, seed: int):
     "`step → indices`: a reproducible random batch of `batch_size` out of `n` items for every step, so a resumed run draws the batches an uninterrupted one would."
     return lambda step: torch.randint(0, n, (batch_size,), generator=torch.Generator().manual_seed(seed * 1_000_003 + step))
 
+# %% ../nbs/00_core.ipynb #a79f5ef5
 def native_bf16() -> bool:
     "Does this machine multiply bfloat16 natively (a recent CUDA GPU; a CPU with AVX512-BF16 or AMX)? There, bf16 mixed precision trains faster; elsewhere it may be slower."
     from pathlib import Path
@@ -172,6 +174,7 @@ def process_share(batch: dict, rank: int, world: int) -> dict:
     lo, hi = rank * n // world, (rank + 1) * n // world
     return {k: v[lo:hi] if torch.is_tensor(v) and v.ndim and len(v) == n else v for k, v in batch.items()}
 
+# %% ../nbs/00_core.ipynb #673171d3
 def fit(model: torch.nn.Module, loss_fn, get_batch, steps: int, lr: float = 1e-3, weight_decay: float = 0.01,
         warmup: int = 100, restart_at: int | None = None, ckpt_dir: str | os.PathLike | None = None, ckpt_every: int = 500,
         desc: str = 'train', accelerator=None, bf16: bool = False, ema: float | None = None, progress: bool = True) -> list[float]:
@@ -207,8 +210,8 @@ def fit(model: torch.nn.Module, loss_fn, get_batch, steps: int, lr: float = 1e-3
         acc.load_state(str(ckpt / 'state'))
         start, losses = (lambda d: (d['step'], d['losses']))(json.loads((ckpt / 'progress.json').read_text()))
     model.train()
-    # on the CPU, PyTorch's flash-attention backward is slow for small heads: the plain "math" kernel
-    # makes a tiny-UNet training step about 16% faster (the kernel is chosen in the forward pass)
+    # on the CPU, PyTorch's flash-attention backward is slow for small heads: with the plain "math" kernel a tiny-UNet
+    # step takes 0.88 s against 1.06 s (bench/results/train_tiny_cpu.md; the kernel is chosen in the forward pass)
     attention = (lambda: sdpa_kernel(SDPBackend.MATH)) if acc.device.type == 'cpu' else contextlib.nullcontext
     # our own autocast rather than Accelerate's `mixed_precision`, which is fixed once per process
     half = (lambda: torch.autocast(acc.device.type, dtype=torch.bfloat16)) if bf16 else contextlib.nullcontext
