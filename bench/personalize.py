@@ -6,13 +6,14 @@ writes it to bench/results/personalize.md.
     python bench/personalize.py                 # every run in RUNS
     python bench/personalize.py --ship          # also save the judges, <halloween> and the outline LoRA into sdfound/models/concepts
     python bench/personalize.py --runs ti-halloween,db-outline-prior
+    python bench/personalize.py --runs db-outline-word-prior --reuse-judges   # the shipped judges, not new ones
 """
 import argparse, copy, json, time
 from pathlib import Path
 import numpy as np, torch
 from sdfound.core import quiet_libraries, tensor_to_pil, image_grid
 from sdfound.concepts import (CONCEPTS, concepts_dir, train_concept_judge, judge_accuracy, save_concept_judge, hit_prompts,
-                              hit_rate, judge_says, concept_pictures)
+                              hit_rate, judge_says, concept_pictures, load_concept_judge)
 from sdfound.data import DigitScenes, parse_caption
 from sdfound.evaluator import load_classifier, classify, adherence, quality_prompts, generate_tensors
 from sdfound.pipelines import load_pipeline, train_textual_inversion, train_dreambooth, save_textual_inversion, save_dreambooth
@@ -25,8 +26,14 @@ RUNS = {
     'ti-outline': dict(method='textual inversion', concept='outline', word='<outline>', vectors=4, steps=400, lr=1e-2),
     'db-outline': dict(method='Dreambooth, LoRA rank 8', concept='outline', word='jqz', steps=600, lr=1e-3, prior=0, pictures=32),
     'db-outline-prior': dict(method='Dreambooth, LoRA rank 8 + prior', concept='outline', word='jqz', steps=600, lr=1e-3, prior=64, pictures=32),
+    # the word learned first, as the ti-outline run learns it (its 8 pictures are the first 8 of the 32), then a LoRA
+    # trained on top of it: the word already points at the concept, so a short, gentle fine-tune is enough
+    'db-outline-word': dict(method='Dreambooth on a learned word, LoRA rank 8', concept='outline', word='<outline>', steps=75, lr=3e-4, prior=0, pictures=32,
+                            pivot=dict(vectors=4, steps=400, lr=1e-2)),
+    'db-outline-word-prior': dict(method='Dreambooth on a learned word, LoRA rank 8 + prior', concept='outline', word='<outline>', steps=75, lr=3e-4, prior=64, pictures=32,
+                                  pivot=dict(vectors=4, steps=400, lr=1e-2)),
 }
-SHIP = {'ti-halloween': 'halloween', 'db-outline-prior': 'outline'}
+SHIP = {'ti-halloween': 'halloween', 'db-outline-word-prior': 'outline'}
 # a size is a finer thing to tell than a colour or a hollow stroke: its judge gets more pictures and steps
 JUDGE_TRAINING = {'small': dict(n=8000, steps=1200)}
 
@@ -49,6 +56,9 @@ def run(name, spec, base, judge, clf, before, ship_dir=None):
     if spec['method'].startswith('textual'):
         log = train_textual_inversion(pipe, images, prompts, token=spec['word'], vectors=spec['vectors'], steps=spec['steps'], lr=spec['lr'], progress=False)
     else:
+        if 'pivot' in spec:
+            v = spec['pivot']
+            train_textual_inversion(pipe, images[:8], prompts[:8], token=spec['word'], vectors=v['vectors'], steps=v['steps'], lr=v['lr'], progress=False)
         kw = dict(zip(('prior_images', 'prior_prompts'), prior_set(base, c, spec['prior']))) if spec['prior'] else {}
         log = train_dreambooth(pipe, images, prompts, spec['word'], steps=spec['steps'], lr=spec['lr'], batch_size=8, lora_rank=8, progress=False, **kw)
     minutes = (time.time() - t0) / 60
@@ -63,9 +73,10 @@ def run(name, spec, base, judge, clf, before, ship_dir=None):
     x = generate_tensors(pipe, hit_prompts(c, spec['word'])[::5][:20], seed=0)
     image_grid(tensor_to_pil(x), cols=10).save(f'bench/results/personalize_{name}.png')
     if ship_dir is not None:
-        (save_textual_inversion(pipe, spec['word'], ship_dir / 'learned_embeds.safetensors') if spec['method'].startswith('textual')
-         else save_dreambooth(pipe, ship_dir / 'lora'))
-    return dict(run=name, method=spec['method'], concept=c.name, word=spec['word'], steps=spec['steps'], minutes=round(minutes, 2),
+        if spec['method'].startswith('textual') or 'pivot' in spec: save_textual_inversion(pipe, spec['word'], ship_dir / 'learned_embeds.safetensors')
+        if not spec['method'].startswith('textual'): save_dreambooth(pipe, ship_dir / 'lora')
+    steps = spec['steps'] if 'pivot' not in spec else f"{spec['pivot']['steps']} + {spec['steps']}"
+    return dict(run=name, method=spec['method'], concept=c.name, word=spec['word'], steps=steps, minutes=round(minutes, 2),
                 bg_kept=bg_kept, loss_before=round(log['probe'][0], 4), loss_after=round(log['probe'][-1], 4), hit=hit, without=without,
                 digit_before=before['digit'], digit_after=after['digit'], fg_before=before['fg'], fg_after=after['fg'],
                 both_before=before['digit+fg'], both_after=after['digit+fg'])
@@ -78,11 +89,16 @@ def main(a):
     clf = load_classifier()
     runs = a.runs.split(',') if a.runs else list(RUNS)
     if a.quick:  # a check that everything runs: a few steps of each
-        for r in runs: RUNS[r] = dict(RUNS[r], steps=2, prior=min(RUNS[r].get('prior', 0), 4))
+        for r in runs:
+            RUNS[r] = dict(RUNS[r], steps=2, prior=min(RUNS[r].get('prior', 0), 4))
+            if 'pivot' in RUNS[r]: RUNS[r]['pivot'] = dict(RUNS[r]['pivot'], steps=2)
     t0 = time.time()
     before = ordinary_adherence(base, clf)
     judges, judge_rows = {}, []
     for name in sorted({RUNS[r]['concept'] for r in runs}):
+        if a.reuse_judges:
+            judges[name] = load_concept_judge(name)
+            continue
         t = time.time()
         # the tiny model never draws outlines: what it draws for ordinary captions shows the judge more of "the rest"
         negatives = generate_tensors(base, [CONCEPTS[name].caption(DigitScenes(600, seed=77, fonts=TRAIN_FONTS).scene(i)) for i in range(600)], seed=77, batch_size=100) if name == 'outline' else None
@@ -93,7 +109,7 @@ def main(a):
     rows = [run(r, RUNS[r], base, judges[RUNS[r]['concept']], clf, before, concepts_dir() / SHIP[r] if a.ship and r in SHIP else None) for r in runs]
     if a.write and Path(a.write).with_suffix('.json').exists():  # keep what this run did not measure again
         old = json.loads(Path(a.write).with_suffix('.json').read_text())
-        judge_rows = [j for j in old['judges'] if j[0] not in judges] + judge_rows
+        judge_rows = [j for j in old['judges'] if not any(j[0] == r[0] for r in judge_rows)] + judge_rows
         rows = [r for r in old['runs'] if r['run'] not in runs] + rows
     judge_rows.sort(key=lambda j: j[0]); rows.sort(key=lambda r: list(RUNS).index(r['run']))
     table = make_table(judge_rows, rows)
@@ -119,6 +135,7 @@ if __name__ == '__main__':
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--runs', default='', help=f"comma-separated, from: {', '.join(RUNS)} (default: all)")
     p.add_argument('--ship', action='store_true', help='save the judges and the shipped concepts into sdfound/models/concepts')
+    p.add_argument('--reuse-judges', action='store_true', help='score with the shipped judges instead of training new ones')
     p.add_argument('--quick', action='store_true', help='a few steps of everything, to check it runs (writes nothing unless --write is given)')
     p.add_argument('--write', default='bench/results/personalize.md', help="markdown file for the table ('' for none)")
     a = p.parse_args()

@@ -189,8 +189,9 @@ def encode_images(pipe, images: list[Image.Image], batch_size: int = 64) -> torc
     return z * pipe.vae.config.scaling_factor
 
 def tokenize_prompts(pipe, prompts: list[str]) -> torch.Tensor:
-    "Token ids of `prompts`, padded to the tokenizer's full length as the pipeline pads them, on the pipeline's device."
-    return pipe.tokenizer(list(prompts), padding='max_length', max_length=pipe.tokenizer.model_max_length, truncation=True, return_tensors='pt').input_ids.to(pipe.device)
+    "Token ids of `prompts` as the pipeline makes them: a learned word of several vectors written out as its tokens, padded to the tokenizer's full length, on the pipeline's device."
+    prompts = [pipe.maybe_convert_prompt(p, pipe.tokenizer) for p in prompts]  # '<w>' → '<w> <w>_1 …', as when drawing
+    return pipe.tokenizer(prompts, padding='max_length', max_length=pipe.tokenizer.model_max_length, truncation=True, return_tensors='pt').input_ids.to(pipe.device)
 
 # %% ../nbs/03_pipelines_concepts.ipynb #4bb000b9
 @torch.no_grad()
@@ -268,8 +269,7 @@ def train_textual_inversion(pipe, images: list[Image.Image], prompts: list[str],
     for t in tokens:
         if t in pipe.tokenizer.get_vocab(): raise ValueError(f"{t!r} is already a token of this tokenizer: pick a new word, like '<my-concept>'")
     latents = encode_images(pipe, images)
-    tids = [add_token(pipe, t, init_token) for t in tokens]
-    prompts = [p.replace(token, ' '.join(tokens)) for p in prompts]  # as the pipeline expands the word when it draws
+    tids = [add_token(pipe, t, init_token) for t in tokens]  # `tokenize_prompts` writes the word out as these tokens
     ids, emb = tokenize_prompts(pipe, prompts), pipe.text_encoder.get_input_embeddings().weight
     pipe.unet.requires_grad_(False); pipe.text_encoder.requires_grad_(False); emb.requires_grad_(True)
     only_new = torch.zeros(len(emb), 1, device=emb.device, dtype=emb.dtype); only_new[tids] = 1

@@ -187,6 +187,9 @@ def test_textual_inversion_of_several_vectors_round_trips_through_diffusers(save
     q = fresh(saved); q.load_textual_inversion(str(path))
     draw = lambda pipe: pipe(f'{PROMPT}, <outline>', num_inference_steps=3, generator=gen(0), output_type='np').images
     assert np.abs(draw(p) - draw(q)).max() * 255 <= 2
+    # training sees the word as the pipeline does when it draws: all its tokens, so a later fine-tune on it learns them all
+    ids = tokenize_prompts(p, [f'{PROMPT}, <outline>'])[0].tolist()
+    assert all(p.tokenizer.convert_tokens_to_ids(t) in ids for t in concept_tokens('<outline>', 3))
 
 def test_textual_inversion_init_token(saved):
     p = fresh(saved)
