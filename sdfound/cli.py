@@ -149,6 +149,7 @@ def _generate(args) -> None:
 # %% ../nbs/90_cli.ipynb #555c8828
 def _train(args) -> None:
     from sdfound.tiny import TinyRecipe, train_tiny
+    from sdfound.core import end_processes
     out = Path(args.out)
     if not out.parent.is_dir(): raise UsageError(f"folder {str(out.parent)!r} does not exist")
     if out.exists() and not out.is_dir(): raise UsageError(f"--out {str(out)!r} is a file; give a folder (an existing one resumes its run)")
@@ -160,6 +161,7 @@ def _train(args) -> None:
     report = train_tiny(out, r)
     from accelerate import PartialState
     if PartialState().is_main_process: print(f"trained in {report['seconds_total']:.0f} s; pipeline in {out / 'tiny'}")
+    end_processes()
 
 # %% ../nbs/90_cli.ipynb #46d23fb6
 def build_parser() -> argparse.ArgumentParser:

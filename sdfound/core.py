@@ -14,7 +14,7 @@ from PIL import Image
 # %% auto #0
 __all__ = ['get_device', 'default_model', 'quiet_libraries', 'check_number', 'seed_everything', 'pil_to_tensor', 'tensor_to_pil',
            'image_grid', 'show_images', 'models_dir', 'save_weights', 'load_weights', 'lr_shape', 'batch_sampler',
-           'native_bf16', 'process_share', 'fit']
+           'native_bf16', 'process_share', 'end_processes', 'fit']
 
 # %% ../nbs/00_core.ipynb #aa46031f
 def get_device(device: str | torch.device | None = None, dtype: torch.dtype | None = None) -> tuple[torch.device, torch.dtype]:
@@ -173,6 +173,11 @@ def process_share(batch: dict, rank: int, world: int) -> dict:
     if n % world: raise ValueError(f"a batch of {n} cannot be shared equally by {world} processes: make the batch size a multiple of {world}")
     lo, hi = rank * n // world, (rank + 1) * n // world
     return {k: v[lo:hi] if torch.is_tensor(v) and v.ndim and len(v) == n else v for k, v in batch.items()}
+
+def end_processes() -> None:
+    "Close the process group of a run on several processes (`torchrun`, `accelerate launch`) once every process got here: left open, its gloo threads can abort a process as it exits."
+    import torch.distributed as dist
+    if dist.is_available() and dist.is_initialized(): dist.barrier(); dist.destroy_process_group()
 
 # %% ../nbs/00_core.ipynb #673171d3
 def fit(model: torch.nn.Module, loss_fn, get_batch, steps: int, lr: float = 1e-3, weight_decay: float = 0.01,

@@ -4,7 +4,7 @@ import os, sys, torch, torch.distributed as dist
 from accelerate import Accelerator
 from transformers import CLIPModel
 from sdfound.clip import clip_loss, tiny_clip_config, train_tokenizer, tokenize
-from sdfound.core import process_share
+from sdfound.core import process_share, end_processes
 from sdfound.data import DigitScenes
 
 state = Accelerator()  # reads how torchrun or accelerate launch set the processes up
@@ -20,3 +20,4 @@ grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not
 if state.num_processes > 1:  # fit's reduction: the mean of the processes' gradients
     for g in grads.values(): dist.all_reduce(g); g /= state.num_processes
 torch.save(dict(loss=loss.item(), grads=grads), f"{sys.argv[1]}/clip{os.environ.get('RANK', 'single')}.pt")
+end_processes()  # a clean exit for every process

@@ -1,7 +1,7 @@
 """Run by tests/test_distributed.py, with one process or under torchrun: `fit` two steps on a known batch, recording
 which samples each process saw and the gradients it stepped with."""
 import os, sys, torch, accelerate
-from sdfound.core import fit
+from sdfound.core import fit, end_processes
 
 out = sys.argv[1]
 torch.manual_seed(0)
@@ -18,3 +18,4 @@ def record(self, params, *args, **kwargs):  # gradients as the optimiser will se
 accelerate.Accelerator.clip_grad_norm_ = record
 losses = fit(model, loss_fn, lambda step: dict(x=X, y=Y, idx=IDX), steps=2, lr=1e-2, warmup=1, ckpt_dir=f'{out}/ckpt', progress=False)
 torch.save(dict(seen=seen, grads=grads, weight=model.weight.detach(), losses=losses), f"{out}/probe{os.environ.get('RANK', 'single')}.pt")
+end_processes()  # a clean exit for every process
