@@ -26,12 +26,12 @@ RUNS = {
     'ti-outline': dict(method='textual inversion', concept='outline', word='<outline>', vectors=4, steps=400, lr=1e-2),
     'db-outline': dict(method='Dreambooth, LoRA rank 8', concept='outline', word='jqz', steps=600, lr=1e-3, prior=0, pictures=32),
     'db-outline-prior': dict(method='Dreambooth, LoRA rank 8 + prior', concept='outline', word='jqz', steps=600, lr=1e-3, prior=64, pictures=32),
-    # the word learned first, as the ti-outline run learns it (its 8 pictures are the first 8 of the 32), then a LoRA
-    # trained on top of it: the word already points at the concept, so a short, gentle fine-tune is enough
+    # the word learned first by the `pivot` run (its 8 pictures are the first 8 of the 32), then a LoRA trained on top
+    # of it: the word already points at the concept, so a short, gentle fine-tune is enough
     'db-outline-word': dict(method='Dreambooth on a learned word, LoRA rank 8', concept='outline', word='<outline>', steps=75, lr=3e-4, prior=0, pictures=32,
-                            pivot=dict(vectors=4, steps=400, lr=1e-2)),
+                            pivot='ti-outline'),
     'db-outline-word-prior': dict(method='Dreambooth on a learned word, LoRA rank 8 + prior', concept='outline', word='<outline>', steps=75, lr=3e-4, prior=64, pictures=32,
-                                  pivot=dict(vectors=4, steps=400, lr=1e-2)),
+                                  pivot='ti-outline'),
 }
 SHIP = {'ti-halloween': 'halloween', 'db-outline-word-prior': 'outline'}
 # a size is a finer thing to tell than a colour or a hollow stroke: its judge gets more pictures and steps
@@ -57,8 +57,8 @@ def run(name, spec, base, judge, clf, before, ship_dir=None):
         log = train_textual_inversion(pipe, images, prompts, token=spec['word'], vectors=spec['vectors'], steps=spec['steps'], lr=spec['lr'], progress=False)
     else:
         if 'pivot' in spec:
-            v = spec['pivot']
-            train_textual_inversion(pipe, images[:8], prompts[:8], token=spec['word'], vectors=v['vectors'], steps=v['steps'], lr=v['lr'], progress=False)
+            v, n = RUNS[spec['pivot']], RUNS[spec['pivot']].get('pictures', 8)
+            train_textual_inversion(pipe, images[:n], prompts[:n], token=spec['word'], vectors=v['vectors'], steps=v['steps'], lr=v['lr'], progress=False)
         kw = dict(zip(('prior_images', 'prior_prompts'), prior_set(base, c, spec['prior']))) if spec['prior'] else {}
         log = train_dreambooth(pipe, images, prompts, spec['word'], steps=spec['steps'], lr=spec['lr'], batch_size=8, lora_rank=8, progress=False, **kw)
     minutes = (time.time() - t0) / 60
@@ -75,7 +75,7 @@ def run(name, spec, base, judge, clf, before, ship_dir=None):
     if ship_dir is not None:
         if spec['method'].startswith('textual') or 'pivot' in spec: save_textual_inversion(pipe, spec['word'], ship_dir / 'learned_embeds.safetensors')
         if not spec['method'].startswith('textual'): save_dreambooth(pipe, ship_dir / 'lora')
-    steps = spec['steps'] if 'pivot' not in spec else f"{spec['pivot']['steps']} + {spec['steps']}"
+    steps = spec['steps'] if 'pivot' not in spec else f"{RUNS[spec['pivot']]['steps']} + {spec['steps']}"
     return dict(run=name, method=spec['method'], concept=c.name, word=spec['word'], steps=steps, minutes=round(minutes, 2),
                 bg_kept=bg_kept, loss_before=round(log['probe'][0], 4), loss_after=round(log['probe'][-1], 4), hit=hit, without=without,
                 digit_before=before['digit'], digit_after=after['digit'], fg_before=before['fg'], fg_after=after['fg'],
@@ -89,9 +89,7 @@ def main(a):
     clf = load_classifier()
     runs = a.runs.split(',') if a.runs else list(RUNS)
     if a.quick:  # a check that everything runs: a few steps of each
-        for r in runs:
-            RUNS[r] = dict(RUNS[r], steps=2, prior=min(RUNS[r].get('prior', 0), 4))
-            if 'pivot' in RUNS[r]: RUNS[r]['pivot'] = dict(RUNS[r]['pivot'], steps=2)
+        for r in RUNS: RUNS[r] = dict(RUNS[r], steps=2, prior=min(RUNS[r].get('prior', 0), 4))  # every run: a pivot is a run too
     t0 = time.time()
     before = ordinary_adherence(base, clf)
     judges, judge_rows = {}, []
