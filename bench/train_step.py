@@ -1,4 +1,4 @@
-"""Seconds per training step of the tiny model's UNet (with its text encoder), CLIP and VAE: float32 vs bf16 autocast,
+"""Seconds per training step of the tiny model's UNet (with its text encoder), CLIP, VAE and the VAE's decoder alone: float32 vs bf16 autocast,
 PyTorch's fused attention kernel vs plain matmul-and-softmax attention (`sdfound.tiny.plain_attention`).
 
     python bench/train_step.py            # both cores
@@ -10,7 +10,8 @@ from torch.nn.attention import sdpa_kernel, SDPBackend
 from transformers import CLIPModel, CLIPTextModel, CLIPTokenizer
 from sdfound import clip as sclip, vae as svae
 from sdfound.core import models_dir
-from sdfound.tiny import TinyRecipe, plain_attention, tiny_unet, unet_loss, sd_scheduler
+from sdfound.evaluator import SceneClassifier
+from sdfound.tiny import TinyRecipe, decoder_loss, plain_attention, tiny_unet, unet_loss, sd_scheduler
 
 def seconds_per_step(model, loss, bf16: bool, warmup: int = 3, timed: int = 8) -> float:
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
@@ -50,6 +51,16 @@ def main():
     cb = dict(input_ids=random_ids(n), pixel_values=torch.rand(n, 3, 64, 64) * 2 - 1)
     row(f"CLIP, batch {n}", lambda: CLIPModel(sclip.tiny_clip_config(tok, r.width)), lambda m: lambda: sclip.clip_loss(m, cb))
     vb = dict(pixel_values=torch.rand(r.vae_batch, 3, 64, 64) * 2 - 1)
-    row(f"VAE, batch {r.vae_batch}", lambda: svae.tiny_vae(r.vae_channels), lambda m: lambda: svae.vae_loss(m, vb))
+    for groups in (r.vae_norm_groups, 8):
+        row(f"VAE ({groups} norm group{'s' * (groups > 1)}), batch {r.vae_batch}", lambda: svae.tiny_vae(r.vae_channels, norm_groups=groups),
+            lambda m: lambda: svae.vae_loss(m, vb))
+    def frozen_encoder():
+        vae = svae.tiny_vae(r.vae_channels, norm_groups=r.vae_norm_groups)
+        vae.encoder.requires_grad_(False); vae.quant_conv.requires_grad_(False)
+        return vae
+    db = dict(latents=torch.randn(r.vae_batch, 4, 8, 8), **vb)
+    perceptual = SceneClassifier().eval().requires_grad_(False)  # its cost does not depend on its weights
+    row(f"VAE decoder alone + perceptual loss (`train_decoder_stage`), batch {r.vae_batch}", frozen_encoder,
+        lambda m: lambda: decoder_loss(m, db, perceptual, r.decoder_perceptual))
 
 if __name__ == '__main__': main()

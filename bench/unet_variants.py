@@ -14,12 +14,12 @@ from sdfound.pipelines import load_pipeline
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument('--base', required=True, help='a finished run folder: its tiny-clip, vae and evaluator are reused')
+    ap.add_argument('--base', required=True, help='a finished run folder: its tiny-clip, vae, evaluator and vae-decoder are reused')
     ap.add_argument('--work', required=True, help='folder for the variants (resumes if present)')
     ap.add_argument('variants', nargs='+', help='NAME=JSON recipe overrides')
     a = ap.parse_args()
     base, work = Path(a.base), Path(a.work)
-    for part in ('tiny-clip', 'vae', 'evaluator'):
+    for part in ('tiny-clip', 'vae', 'evaluator', 'vae-decoder'):
         if not (base / part / '.done').exists(): raise SystemExit(f"{base / part} is not a finished stage")
     device = 'cuda' if torch.cuda.is_available() else 'cpu'
     judge, prompts = load_classifier(base / 'evaluator'), quality_prompts()
@@ -28,7 +28,7 @@ def main():
         name, over = spec.split('=', 1)
         over = json.loads(over)
         run = work / name
-        for part in ('tiny-clip', 'vae', 'evaluator'):
+        for part in ('tiny-clip', 'vae', 'evaluator', 'vae-decoder'):
             if not (run / part).exists(): shutil.copytree(base / part, run / part)
         t0 = time.time()
         train_tiny(run, TinyRecipe(**{k: tuple(v) if isinstance(v, list) else v for k, v in over.items()}), progress=False, log=lambda s: None)

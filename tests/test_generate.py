@@ -117,6 +117,11 @@ def test_train_tiny_quick_runs_end_to_end(tmp_path):
     unet = lambda run: load_file(tmp_path / run / 'tiny' / 'unet' / 'diffusion_pytorch_model.safetensors')
     a, b = unet('run'), unet('resumed')
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    # the decoder stage trains the decoder alone: the encoder, and so every latent the UNet learned from, is the VAE stage's
+    before, after = (load_file(tmp_path / 'run' / d / 'diffusion_pytorch_model.safetensors') for d in ('vae', 'vae-decoder'))
+    encoder = [k for k in before if k.startswith(('encoder.', 'quant_conv.'))]
+    assert encoder and all(torch.equal(before[k], after[k]) for k in encoder)
+    assert any(not torch.equal(before[k], after[k]) for k in before if k.startswith('decoder.'))
     # a run cut short in the UNet stage resumes from that stage's checkpoint, which holds the UNet's training alone
     state = tmp_path / 'run' / 'checkpoints' / 'unet' / 'state'
     assert sorted(p.name for p in state.glob('model*.safetensors')) == ['model.safetensors']
