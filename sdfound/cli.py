@@ -157,7 +157,7 @@ def _train(args) -> None:
     r = TinyRecipe(seed=args.seed)
     if args.quick:  # a few steps of every stage: checks the recipe end to end in seconds
         r = TinyRecipe(seed=args.seed, n_images=512, clip_images=512, clip_steps=3, clip_batch=30, eval_steps=3, eval_batch=32, vae_steps=3,
-                       vae_batch=16, decoder_steps=3, unet_steps=3, unet_batch=16)
+                       vae_batch=16, decoder_steps=3, perceptual_steps=3, unet_steps=3, unet_batch=16)
     report = train_tiny(out, r)
     from accelerate import PartialState
     if PartialState().is_main_process: print(f"trained in {report['seconds_total']:.0f} s; pipeline in {out / 'tiny'}")

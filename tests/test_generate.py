@@ -110,9 +110,10 @@ def test_train_tiny_quick_runs_end_to_end(tmp_path):
     assert r2.returncode == 0 and 'clip:' not in r2.stderr
     # a run resumed after its evaluator stage trains the same UNet as the uninterrupted run: the UNet starts from the seed
     import shutil
-    for part in ('tiny-clip', 'vae', 'evaluator'): shutil.copytree(tmp_path / 'run' / part, tmp_path / 'resumed' / part)
+    for part in ('tiny-clip', 'vae', 'vae-decoder', 'evaluator'): shutil.copytree(tmp_path / 'run' / part, tmp_path / 'resumed' / part)
     r_after = cli('train', 'tiny', '--quick', '--out', tmp_path / 'resumed')
     assert r_after.returncode == 0 and 'clip:' not in r_after.stderr, r_after.stderr[-2000:]
+    assert not (tmp_path / 'resumed' / 'perceptual').exists()  # a finished decoder stage needs no perceptual net
     from safetensors.torch import load_file
     unet = lambda run: load_file(tmp_path / run / 'tiny' / 'unet' / 'diffusion_pytorch_model.safetensors')
     a, b = unet('run'), unet('resumed')
