@@ -2,6 +2,7 @@
 block per model.
 
     python bench/model_grid.py OUT.png runs/shipped-0.1.0/tiny sdfound/models/tiny
+    python bench/model_grid.py OUT.png 0.4=runs/shipped-0.4.0/tiny 0.5=sdfound/models/tiny   # NAME=FOLDER: NAME on top
 DDIM 30 steps, guidance 7.5, seeds 0–3, float32 on the CPU; pictures enlarged 2× (nearest) so a blotch or a blur shows."""
 import sys
 import torch
@@ -24,14 +25,15 @@ def draw(model) -> list[Image.Image]:
 
 def main(out, models):
     quiet_libraries()
-    columns = [draw(m) for m in models]
+    names, folders = zip(*(m.split('=', 1) if '=' in m else (m, m) for m in models))
+    columns = [draw(f) for f in folders]
     rows = [im for r in range(len(PROMPTS)) for col in columns for im in col[r * SEEDS:(r + 1) * SEEDS]]
     grid = image_grid(rows, rows=len(PROMPTS), cols=SEEDS * len(models))
     # a white gap between the models' blocks, and each model's name on top
     gap, head = 12, 20
     canvas = Image.new('RGB', (grid.width + gap * (len(models) - 1), grid.height + head), 'white')
     block = SEEDS * 128
-    for k, m in enumerate(models):
+    for k, m in enumerate(names):
         canvas.paste(grid.crop((k * block, 0, (k + 1) * block, grid.height)), (k * (block + gap), head))
         ImageDraw.Draw(canvas).text((k * (block + gap) + 4, 4), str(m), fill='black')
     canvas.save(out)
