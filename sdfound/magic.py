@@ -1,4 +1,4 @@
-"""A classifier that says how likely a 28×28 picture is a handwritten digit. Its gradient tells every pixel which way to move — follow it from noise and a digit appears. Finite differences and autograd compute that same gradient — one of them hundreds of times faster.
+"""A classifier that says how likely a 28×28 picture is a handwritten digit. Its gradient tells every pixel which way to move — follow it from noise and a digit appears. Finite differences and autograd compute that same gradient — one of them over a hundred times faster.
 
 Docs: https://github.com/sdfound/sdfound/magic.html.md"""
 
