@@ -48,11 +48,12 @@ def by_hand_vs_pipeline(pipe, prompts, steps=20, repeats=3):
     print(f"\nby-hand loop {best['by hand']:.1f} ms/picture, pipeline {best['pipeline']:.1f} ms/picture "
           f"({steps} DDIM steps, batch 1, best of {repeats}): ratio by hand / pipeline = {best['by hand'] / best['pipeline']:.2f}")
 
-def fingerprint(pipe) -> str:
-    "A short hash of the UNet's weights: which model a stored result belongs to."
+def fingerprint(*models) -> str:
+    "A short hash of the models' weights: which UNet, VAE and judge a stored result belongs to."
     import hashlib
     h = hashlib.sha256()
-    for k, v in sorted(pipe.unet.state_dict().items()): h.update(k.encode()); h.update(v.float().numpy().tobytes())
+    for m in models:
+        for k, v in sorted(m.state_dict().items()): h.update(k.encode()); h.update(v.float().numpy().tobytes())
     return h.hexdigest()[:12]
 
 def main():
@@ -78,7 +79,7 @@ def main():
 
     rows = []
     ref_file = RESULTS / f'samplers_reference_n{a.n}.json'
-    model_id = fingerprint(pipe)  # a stored reference counts only for the weights it was measured on
+    model_id = fingerprint(pipe.unet, pipe.vae, clf)  # a stored reference counts only for the weights it was measured and judged with
     if not a.skip_reference:
         x, ms = run('DDPM 1000', diffusers_sampler('ddpm', 1000, timestep_spacing='trailing'), prompts, a.batch)  # every step, 999 … 0
         ref = dict(name='DDPM 1000 (reference)', model=model_id, steps=1000, fid=fid(clf, real_x, x), ms=ms, **adherence(classify(clf, x), wanted))
