@@ -148,16 +148,13 @@ def _generate(args) -> None:
 
 # %% ../nbs/90_cli.ipynb #555c8828
 def _train(args) -> None:
-    from sdfound.tiny import TinyRecipe, train_tiny
+    from sdfound.tiny import TinyRecipe, quick_recipe, train_tiny
     from sdfound.core import end_processes
     out = Path(args.out)
     if not out.parent.is_dir(): raise UsageError(f"folder {str(out.parent)!r} does not exist")
     if out.exists() and not out.is_dir(): raise UsageError(f"--out {str(out)!r} is a file; give a folder (an existing one resumes its run)")
     if args.seed < 0: raise UsageError(f"--seed must be ≥ 0, got {args.seed}")
-    r = TinyRecipe(seed=args.seed)
-    if args.quick:  # a few steps of every stage: checks the recipe end to end in seconds
-        r = TinyRecipe(seed=args.seed, n_images=512, clip_images=512, clip_steps=3, clip_batch=30, eval_steps=3, eval_batch=32, vae_steps=3,
-                       vae_batch=16, decoder_steps=3, perceptual_steps=3, unet_steps=3, unet_batch=16)
+    r = quick_recipe(args.seed) if args.quick else TinyRecipe(seed=args.seed)
     report = train_tiny(out, r)
     from accelerate import PartialState
     if PartialState().is_main_process: print(f"trained in {report['seconds_total']:.0f} s; pipeline in {out / 'tiny'}")

@@ -16,8 +16,8 @@ from .core import fit, native_bf16, seed_everything, models_dir, batch_sampler
 from .data import DigitScenes, FONTS, COLOURS, caption, parse_caption
 
 # %% auto #0
-__all__ = ['HELD_OUT_FAMILY', 'TRAIN_FONTS', 'TinyRecipe', 'render_pictures', 'to_unit', 'clip_sampler', 'tiny_unet',
-           'plain_attention', 'sd_scheduler', 'unet_loss', 'TinyRun', 'start_run', 'train_clip_stage',
+__all__ = ['HELD_OUT_FAMILY', 'TRAIN_FONTS', 'TinyRecipe', 'quick_recipe', 'render_pictures', 'to_unit', 'clip_sampler',
+           'tiny_unet', 'plain_attention', 'sd_scheduler', 'unet_loss', 'TinyRun', 'start_run', 'train_clip_stage',
            'train_vae_stage', 'train_evaluator_stage', 'train_perceptual_stage', 'decoder_loss', 'train_decoder_stage',
            'check_parts', 'train_unet_stage', 'train_tiny', 'ship_model']
 
@@ -58,6 +58,13 @@ class TinyRecipe:
     snr_gamma: float | None = None   # Min-SNR loss weighting (None: plain MSE, as SD)
     train_text_encoder: bool = True  # fine-tune CLIP's text encoder with the UNet (SD freezes it)
     mixed_precision: str = 'auto'    # 'bf16', 'no', or 'auto' (bf16 where the hardware multiplies it natively); the VAE stays float32
+    check_images: int = 2000         # held-out pictures the evaluator and the VAE are checked on
+
+def quick_recipe(seed: int = 0) -> TinyRecipe:
+    "Every stage, checkpoint and check of the recipe in a few seconds: narrow parts, a few hundred pictures, three steps each."
+    return TinyRecipe(seed=seed, n_images=256, clip_images=256, width=32, clip_steps=3, clip_batch=32, eval_steps=3, eval_batch=32,
+                      vae_channels=(8, 8, 16, 16), vae_steps=3, vae_batch=16, decoder_steps=3, perceptual_steps=3,
+                      unet_channels=(16, 32, 32), unet_steps=3, unet_batch=16, check_images=200)
 
 # %% ../nbs/10_tiny.ipynb #c31b4080
 def render_pictures(ds: DigitScenes, progress: bool = True) -> tuple[torch.Tensor, list[str], dict]:
@@ -290,7 +297,7 @@ def check_parts(run: TinyRun, vae, clf, log=print) -> None:
     "The evaluator reads held-out pictures, and the VAE keeps their digits and colours readable: into the report."
     if not run.is_main: log = lambda *a: None  # one process says it
     from sdfound import vae as svae, evaluator as sev
-    held_images, _, held = render_pictures(DigitScenes(2000, seed=run.recipe.seed + 10_000, fonts=TRAIN_FONTS))
+    held_images, _, held = render_pictures(DigitScenes(run.recipe.check_images, seed=run.recipe.seed + 10_000, fonts=TRAIN_FONTS))
     x = to_unit(held_images)
     accuracy = lambda pred: {k: float((pred[k] == held[k]).float().mean()) for k in pred}
     run.report['evaluator_accuracy'] = accuracy(sev.classify(clf, x))

@@ -1,9 +1,32 @@
-import os, tempfile
+import contextlib, io, os, tempfile
+from types import SimpleNamespace
+from unittest import mock
 os.environ.setdefault('MPLBACKEND', 'Agg')
 # stand-ins (sd15-mini) are built once into a cache of the tests' own, not the learner's ~/.cache
 os.environ.setdefault('SDFOUND_CACHE', os.path.join(tempfile.gettempdir(), 'sdfound-test-cache'))
+# one thread per test process, and per process a test starts: pytest-xdist runs one test process per core (-n auto),
+# and threads beyond the cores only wait for each other (two 2-thread processes on 2 cores ran ten times slower)
+os.environ.setdefault('OMP_NUM_THREADS', '1')
+import torch
+torch.set_num_threads(int(os.environ['OMP_NUM_THREADS']))
 
+NOTEBOOK_BUDGET_S = 120
 _notebook_times = {}
+
+def pytest_sessionstart(session):
+    "Build sd15-mini once, before any worker starts: workers that found it missing would each build it in the same folder."
+    if hasattr(session.config, 'workerinput'): return  # an xdist worker: the controller built it
+    from sdfound.sd15 import standin_folder
+    standin_folder('sd15-mini')
+
+def pytest_collection_modifyitems(config, items):
+    "The lessons first, the slowest first: a worker that starts a long notebook last would make every other one wait."
+    items.sort(key=lambda item: -_expected_seconds(item))
+
+def _expected_seconds(item) -> float:
+    if 'test_notebook_runs' not in item.nodeid: return 0
+    from test_notebooks import EXPECTED_SECONDS
+    return EXPECTED_SECONDS.get(item.nodeid.split('[')[-1].rstrip(']'), 30)
 
 def pytest_runtest_logreport(report):
     if report.when == 'call' and 'test_notebook_runs' in report.nodeid:
@@ -11,9 +34,10 @@ def pytest_runtest_logreport(report):
 
 def pytest_terminal_summary(terminalreporter):
     if not _notebook_times: return
-    terminalreporter.section('notebooks, slowest first (budget: 180 s each)')
+    terminalreporter.section(f'notebooks, slowest first (budget: {NOTEBOOK_BUDGET_S} s each)')
     for nb, (secs, outcome) in sorted(_notebook_times.items(), key=lambda kv: -kv[1][0]):
-        terminalreporter.write_line(f'{secs:7.1f} s  {outcome:7s} {nb}')
+        over = '  over budget' if secs > NOTEBOOK_BUDGET_S else ''
+        terminalreporter.write_line(f'{secs:7.1f} s  {outcome:7s} {nb}{over}')
 
 def random_small_pipeline(scheduler):
     "A complete, randomly initialised small SD pipeline (64×64 pictures, 8×8×4 latents, a tokenizer trained on our captions)."
@@ -33,3 +57,14 @@ def random_small_pipeline(scheduler):
     return d.StableDiffusionPipeline(vae=tiny_vae((8, 8, 16, 16)).eval(), text_encoder=text_encoder, tokenizer=tok,
                                      unet=tiny_unet((16, 32, 32), cross_attention_dim=32).eval(), scheduler=scheduler,
                                      safety_checker=None, feature_extractor=None, requires_safety_checker=False)
+
+def run_cli(*args, env: dict | None = None):
+    """`sdfound ARGS` run in this process through `sdfound.cli.main`, as the command runs it: its exit code, stdout and
+    stderr (as `subprocess.run` returns them), without a new interpreter's start-up. `env` is added to the environment
+    for the call. An exception that escapes `main` is a crash and fails the test, as a traceback would."""
+    from sdfound.cli import main
+    out, err = io.StringIO(), io.StringIO()
+    with mock.patch.dict(os.environ, env or {}), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try: code = main([str(a) for a in args])
+        except SystemExit as e: code = e.code
+    return SimpleNamespace(returncode=code, stdout=out.getvalue(), stderr=err.getvalue())

@@ -5,7 +5,6 @@ from sdfound.clip import (causal_mask, image_embeddings, pooled_output, quick_ge
                           text_encoder_by_hand)
 from sdfound.data import COLOURS, DIGIT_WORDS, DigitScenes
 
-torch.set_num_threads(1)
 
 def random_text_model(hidden_act='quick_gelu', seed=0):
     torch.manual_seed(seed)

@@ -8,7 +8,6 @@ from sdfound.core import pil_to_tensor
 from sdfound.data import Scene, digit_mask
 from sdfound.pipelines import load_pipeline
 
-torch.set_num_threads(2)
 pytestmark = pytest.mark.filterwarnings('ignore::DeprecationWarning', 'ignore::FutureWarning')
 
 def test_concepts_make_members_and_captions():

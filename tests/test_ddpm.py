@@ -4,7 +4,6 @@ import diffusers as d
 from sdfound.ddpm import (TinyUNet, add_noise, ddpm_schedule, denoise_step, digit_accuracy, load_ddpm, noise_batch, noise_loss,
                           one_hot_digits, sample, save_ddpm)
 
-torch.set_num_threads(1)
 pytestmark = pytest.mark.filterwarnings('ignore::DeprecationWarning')
 
 def close(a, b): torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)

@@ -1,15 +1,14 @@
 """The shipped tiny model and `sdfound generate`: loads offline, every option works, bad input is one clear error."""
-import json, os, subprocess
+import json, os, subprocess, sys
 from pathlib import Path
 import numpy as np, pytest, torch
 from PIL import Image
+from conftest import run_cli as cli  # `sdfound ...` in this process; the two-process test below starts real ones
 from sdfound.core import models_dir
 
 TINY = models_dir() / 'tiny'
-OFFLINE = dict(os.environ, HF_HUB_OFFLINE='1', HF_DATASETS_OFFLINE='1', TRANSFORMERS_OFFLINE='1')
-
-def cli(*args, env=OFFLINE):
-    return subprocess.run(['sdfound', *map(str, args)], capture_output=True, text=True, env=env)
+OFFLINE_VARS = dict(HF_HUB_OFFLINE='1', HF_DATASETS_OFFLINE='1', TRANSFORMERS_OFFLINE='1')
+OFFLINE = dict(os.environ, **OFFLINE_VARS)
 
 def test_shipped_folder_loads_offline_with_from_pretrained(monkeypatch):
     from diffusers import StableDiffusionPipeline
@@ -92,7 +91,7 @@ def test_long_prompt_is_truncated_with_a_warning(tmp_path):
     assert (tmp_path / 'x.png').exists()
 
 def test_generate_refuses_float16_on_the_cpu(tmp_path):
-    r = cli('generate', 'a 7', '--dtype', 'float16', '-o', tmp_path / 'x.png', env=dict(OFFLINE, SDFOUND_DEVICE='cpu'))
+    r = cli('generate', 'a 7', '--dtype', 'float16', '-o', tmp_path / 'x.png', env=dict(OFFLINE_VARS, SDFOUND_DEVICE='cpu'))
     assert r.returncode == 2 and 'needs a GPU' in r.stderr and 'Traceback' not in r.stderr
     assert not (tmp_path / 'x.png').exists()
 
@@ -131,16 +130,33 @@ def test_train_tiny_quick_runs_end_to_end(tmp_path):
     assert r3.returncode == 0, r3.stderr[-2000:]
     assert 'vae:' not in r3.stderr and (tmp_path / 'run' / 'tiny' / 'model_index.json').exists()
 
-@pytest.mark.parametrize('extra', [['--scheduler', s] for s in ('pndm', 'ddim', 'ddpm', 'euler', 'euler_a', 'lms', 'dpm++')] + [['--init-image', '{t}/init.png', '--strength', '0.6']],
-                         ids=lambda e: ' '.join(e[:2]).replace('{t}/', ''))
-def test_same_seed_same_bytes_from_two_processes(tmp_path, extra):
-    Image.fromarray((np.indices((64, 64)).sum(0) % 2 * 255).astype(np.uint8)).convert('RGB').save(tmp_path / 'init.png')
-    outs = [tmp_path / 'a.png', tmp_path / 'b.png']
-    # two separate processes, side by side: nothing shared but the seed and the options
-    procs = [subprocess.Popen(['sdfound', 'generate', 'a green 4 on a purple background', '--steps', '4', '--seed', '7',
-                               *[a.format(t=tmp_path) for a in extra], '-o', str(out)], stderr=subprocess.PIPE, text=True, env=OFFLINE) for out in outs]
+TWO_PROCESS_OPTIONS = [['--scheduler', s] for s in ('pndm', 'ddim', 'ddpm', 'euler', 'euler_a', 'lms', 'dpm++')] + \
+                      [['--init-image', '{t}/init.png', '--strength', '0.6']]
+# each process makes every picture, the second in the opposite order: a picture that depended on what the process
+# drew before it (a random state the seed does not reset) would differ between the two
+TWO_PROCESSES = """import json, sys
+from sdfound.cli import main
+jobs = json.loads(sys.argv[1])
+for args in (jobs if sys.argv[2] == 'a' else jobs[::-1]): main(args)"""
+
+@pytest.fixture(scope='module')
+def two_process_pictures(tmp_path_factory):
+    "The pictures of every option set in TWO_PROCESS_OPTIONS, from two separate processes run side by side."
+    t = tmp_path_factory.mktemp('two-processes')
+    Image.fromarray((np.indices((64, 64)).sum(0) % 2 * 255).astype(np.uint8)).convert('RGB').save(t / 'init.png')
+    jobs = {name: [['generate', 'a green 4 on a purple background', '--steps', '4', '--seed', '7',
+                    *[a.format(t=t) for a in extra], '-o', str(t / f'{name}{i}.png')] for i, extra in enumerate(TWO_PROCESS_OPTIONS)]
+            for name in 'ab'}
+    # nothing shared but the seed and the options
+    procs = [subprocess.Popen([sys.executable, '-c', TWO_PROCESSES, json.dumps(jobs[name]), name], stderr=subprocess.PIPE, text=True,
+                              env=dict(OFFLINE, OMP_NUM_THREADS='1')) for name in 'ab']  # one core each
     for p in procs: assert p.wait(timeout=300) == 0, p.stderr.read()
-    assert outs[0].read_bytes() == outs[1].read_bytes()
+    return t
+
+@pytest.mark.parametrize('i', range(len(TWO_PROCESS_OPTIONS)), ids=[' '.join(e[:2]).replace('{t}/', '') for e in TWO_PROCESS_OPTIONS])
+def test_same_seed_same_bytes_from_two_processes(two_process_pictures, i):
+    a, b = (two_process_pictures / f'{name}{i}.png' for name in 'ab')
+    assert a.read_bytes() == b.read_bytes()
 
 def test_generate_with_a_learned_embedding_draws_its_concept(tmp_path):
     "The shipped <halloween> word, taken from its file: the CLI draws what a pipeline that loaded the file draws."

@@ -5,7 +5,6 @@ from sdfound.data import GrayDigits
 from sdfound.magic import (NOT_A_DIGIT, DigitClassifier, ascend, autograd_gradient, digit_batch, digit_logprob, fd_gradient,
                            load_magic, magic_loss, random_noise, save_magic, scramble)
 
-torch.set_num_threads(1)
 
 def test_fd_gradient_of_a_known_function():
     x = torch.randn(3, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(0))

@@ -8,6 +8,12 @@ import nbdev.test as nbdev_test
 
 NBS = Path(__file__).parents[1] / 'nbs'
 ALL_FLAGS = ['cuda', 'hub', 'slow']
+# seconds each run takes on one core, roughly: the test processes start the long ones first (conftest.py)
+EXPECTED_SECONDS = {'03_pipelines_concepts.ipynb': 90, '02_pipelines.ipynb': 40, '05_vae.ipynb': 40, '04b_ddpm.ipynb': 30,
+                    '06_clip.ipynb': 25, '90_cli.ipynb': 25, '09_evaluator.ipynb': 20, '10_tiny.ipynb': 20, '04a_magic.ipynb': 15,
+                    '08_sampling.ipynb': 15, '00_core.ipynb': 6, '07_schedulers.ipynb': 5, '01_data.ipynb': 2, '11_sd15.ipynb': 1,
+                    'sd15-mini:02_pipelines.ipynb': 40, 'sd15-mini:90_cli.ipynb': 25, 'sd15-mini:08_sampling.ipynb': 15,
+                    'sd15-mini:07_schedulers.ipynb': 5, 'sd15-mini:03_pipelines_concepts.ipynb': 5}
 
 @pytest.mark.parametrize('nb', sorted(p.name for p in NBS.glob('[0-9]*.ipynb')))
 def test_notebook_runs(nb):
@@ -18,9 +24,39 @@ def test_notebook_runs(nb):
 # the lessons that load a pipeline: on a GPU with internet they run real SD 1.5, so each also runs here on the
 # sd15-mini stand-in (SD 1.5's shapes, random weights), which takes their SD 1.5 branches
 PIPELINE_LESSONS = ['02_pipelines.ipynb', '03_pipelines_concepts.ipynb', '07_schedulers.ipynb', '08_sampling.ipynb', '90_cli.ipynb']
+# 03 trains and measures its concepts on the tiny model whatever the lesson's model: after the cell that says so
+# (it sets `tiny_model`), its cells do on sd15-mini exactly what they do in the tiny run, so the stand-in run stops
+# there; `test_after_the_stop_no_cell_reads_the_lessons_model` proves that nothing after it reads `pipe`
+STANDIN_STOPS = {'03_pipelines_concepts.ipynb': 'tiny_model = '}
+
+def code_cells(nb_path: Path) -> list[dict]:
+    import json
+    return [c for c in json.loads(nb_path.read_text())['cells'] if c['cell_type'] == 'code']
+
+def cells_until(nb_path: Path, marker: str, dest: Path) -> Path:
+    "A copy of notebook `nb_path` that ends with the first cell holding `marker`, written to `dest`."
+    import json
+    nb = json.loads(nb_path.read_text())
+    stop = next(i for i, c in enumerate(nb['cells']) if marker in ''.join(c['source']))
+    nb['cells'] = nb['cells'][:stop + 1]
+    dest.write_text(json.dumps(nb))
+    return dest
+
+def reads_global(source: str, name: str) -> bool:
+    "Does this cell read the notebook-level variable `name`, at its top level or inside a function (not as a parameter)?"
+    import symtable
+    code = '\n'.join(line for line in source.splitlines() if not line.lstrip().startswith(('%', '!', '#|')))
+    def walk(table, top):
+        sym = next((s for s in table.get_symbols() if s.get_name() == name), None)
+        if sym is not None and sym.is_referenced() and (top or sym.is_global()): return True
+        return any(walk(child, False) for child in table.get_children())
+    return walk(symtable.symtable(code, 'cell', 'exec'), True)
+
+def flagged(source: str) -> bool:
+    return any(line.strip() in {f'#| {f}' for f in ALL_FLAGS} for line in source.splitlines())
 
 @pytest.mark.parametrize('nb', PIPELINE_LESSONS, ids=lambda nb: f'sd15-mini:{nb}')
-def test_notebook_runs_on_the_sd15_stand_in(nb, monkeypatch):
+def test_notebook_runs_on_the_sd15_stand_in(nb, monkeypatch, tmp_path):
     from diffusers import DiffusionPipeline
     loaded, decoded = [], []  # the picture width of every pipeline loaded, and of every picture their VAEs decode
     load = DiffusionPipeline.from_pretrained.__func__
@@ -32,11 +68,30 @@ def test_notebook_runs_on_the_sd15_stand_in(nb, monkeypatch):
         return pipe
     monkeypatch.setattr(DiffusionPipeline, 'from_pretrained', classmethod(load_and_watch))
     monkeypatch.setenv('SDFOUND_MODEL', 'sd15-mini')
-    ok, secs = nbdev_test.test_nb(NBS / nb, skip_flags=ALL_FLAGS, basepath=NBS.parent)
+    path = cells_until(NBS / nb, STANDIN_STOPS[nb], tmp_path / nb) if nb in STANDIN_STOPS else NBS / nb
+    ok, secs = nbdev_test.test_nb(path, skip_flags=ALL_FLAGS, basepath=NBS.parent)
     assert ok, f"{nb} failed on sd15-mini (traceback above)"
     assert 512 in loaded, f"{nb} loaded no SD 1.5-shaped pipeline"
-    # 03 trains its concepts on the tiny model whatever the lesson's model; its SD 1.5 cells need the hub (`#| hub`)
-    if nb != '03_pipelines_concepts.ipynb': assert 512 in decoded, f"{nb} made no 512-pixel picture: its SD 1.5 branches did not run"
+    # 03's SD 1.5 pictures are in its `#| hub` cells (sd-concepts-library, sd-dreambooth-library)
+    if nb not in STANDIN_STOPS: assert 512 in decoded, f"{nb} made no 512-pixel picture: its SD 1.5 branches did not run"
+
+@pytest.mark.parametrize('nb', list(STANDIN_STOPS))
+def test_after_the_stop_no_cell_reads_the_lessons_model(nb):
+    "What the stand-in run of a lesson leaves out runs the same on any lesson model: no unflagged cell after it reads `pipe`."
+    cells = code_cells(NBS / nb)
+    stop = next(i for i, c in enumerate(cells) if STANDIN_STOPS[nb] in ''.join(c['source']))
+    readers = [c['id'] for c in cells[stop + 1:] if not flagged(''.join(c['source'])) and reads_global(''.join(c['source']), 'pipe')]
+    assert readers == [], f"cells after the stand-in stop of {nb} read the lesson's model `pipe`: {readers}"
+    # and the flagged cells, which do read it, are the lesson's SD 1.5 branches: they need the hub
+    assert any(flagged(''.join(c['source'])) and reads_global(''.join(c['source']), 'pipe') for c in cells[stop + 1:])
+
+def test_the_model_reader_check_tells_reads_from_parameters():
+    assert reads_global("images = pipe('a 7').images", 'pipe')
+    assert reads_global("def f(x):\n    return pipe(x)", 'pipe')
+    assert reads_global("#| hide\n!echo hi\nshow(pipe)", 'pipe')
+    assert not reads_global("def f(pipe, x):\n    return pipe(x)", 'pipe')
+    assert not reads_global("student = load_pipeline('tiny')\nstudent('a 7')", 'pipe')
+    assert not reads_global("pipe = load_pipeline('tiny')", 'pipe')  # written, not read: a new model, not the lesson's
 
 def test_there_are_notebooks():
     assert len(list(NBS.glob('[0-9]*.ipynb'))) >= 2

@@ -13,7 +13,6 @@ from sdfound.pipelines import (load_pipeline, img2img_from, is_tiny, for_model, 
                                save_dreambooth, concept_tokens)
 from sdfound.tiny import sd_scheduler
 
-torch.set_num_threads(1)
 pytestmark = pytest.mark.filterwarnings('ignore::DeprecationWarning', 'ignore::FutureWarning')
 PROMPT = 'a red 7 on a blue background'
 

@@ -7,7 +7,6 @@ from sdfound.data import DigitScenes
 from sdfound.sampling import (parts, encode_text, step_kwargs, generate_by_hand, img2img_by_hand, sgd, momentum, adam,
                               descend, sample_with_optimiser, sample_momentum, sample_adam)
 
-torch.set_num_threads(1)
 pytestmark = pytest.mark.filterwarnings('ignore::DeprecationWarning', 'ignore::FutureWarning')
 
 SD15 = dict(beta_start=0.00085, beta_end=0.012, beta_schedule='scaled_linear', num_train_timesteps=1000, clip_sample=False,

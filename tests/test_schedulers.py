@@ -4,7 +4,6 @@ import pytest, torch
 import diffusers as d
 from sdfound import schedulers as S
 
-torch.set_num_threads(1)
 pytestmark = pytest.mark.filterwarnings('ignore::DeprecationWarning')  # numpy 2 notes from inside diffusers
 
 # SD 1.5's scheduler_config.json; diffusers fills each scheduler's own defaults for what it leaves out

@@ -7,7 +7,6 @@ from sdfound.data import DigitScenes
 from sdfound.vae import (ConvAutoencoder, autoencoder_loss, compute_scaling_factor, corner_errors, error_map, psnr,
                          reconstruct, tiny_vae)
 
-torch.set_num_threads(1)
 pytestmark = pytest.mark.filterwarnings('ignore::DeprecationWarning')
 
 def pictures(n, seed):
