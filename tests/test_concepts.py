@@ -51,19 +51,23 @@ def test_shipped_judges_tell_their_concept_on_held_out_renders(name, pipe):
     assert judge_accuracy(judge, c, n=600) >= 0.95
     assert judge_accuracy(judge, c, n=600, vae=pipe.vae) >= 0.95  # and as generated pictures look: through the VAE
 
+# hit rates at 15 DDIM steps, half the lesson's 30: measured 98% / 0% for <halloween>, 88% / 2% for <outline> with its
+# LoRA and 76% for the word alone (at 30 steps 99 / 0, 88 / 1 and 74), so each claim below holds with the same margin
+STEPS = 15
+
 def test_shipped_textual_inversion_draws_halloween_only_when_asked(pipe):
     p = load_pipeline('tiny', dtype=torch.float32, scheduler='ddim'); p.set_progress_bar_config(disable=True)
     p.load_textual_inversion(str(concepts_dir() / 'halloween' / 'learned_embeds.safetensors'))
     judge, c = load_concept_judge('halloween'), CONCEPTS['halloween']
-    assert hit_rate(p, judge, hit_prompts(c, '<halloween>')) >= 0.8
-    assert hit_rate(p, judge, hit_prompts(c)) <= 0.1  # the same prompts without the word: the colours fall where they may
+    assert hit_rate(p, judge, hit_prompts(c, '<halloween>'), steps=STEPS) >= 0.8
+    assert hit_rate(p, judge, hit_prompts(c), steps=STEPS) <= 0.1  # the same prompts without the word: the colours fall where they may
 
 def test_shipped_dreambooth_on_its_word_draws_outlines_when_asked_and_only_then(pipe):
     p = load_pipeline('tiny', dtype=torch.float32, scheduler='ddim'); p.set_progress_bar_config(disable=True)
     p.load_textual_inversion(str(concepts_dir() / 'outline' / 'learned_embeds.safetensors'))
     p.load_lora_weights(str(concepts_dir() / 'outline' / 'lora'))
     judge, c = load_concept_judge('outline'), CONCEPTS['outline']
-    with_word = hit_rate(p, judge, hit_prompts(c, '<outline>'))
-    assert with_word >= 0.8 and hit_rate(p, judge, hit_prompts(c)) <= 0.1, with_word
+    with_word = hit_rate(p, judge, hit_prompts(c, '<outline>'), steps=STEPS)
+    assert with_word >= 0.8 and hit_rate(p, judge, hit_prompts(c), steps=STEPS) <= 0.1, with_word
     p.disable_lora()  # the learned word alone (bench/personalize.py: 74%): the LoRA adds to it
-    assert hit_rate(p, judge, hit_prompts(c, '<outline>')) < with_word
+    assert hit_rate(p, judge, hit_prompts(c, '<outline>'), steps=STEPS) < with_word
