@@ -43,7 +43,8 @@ def count_parameters(arch: dict) -> dict:
 
 # %% ../nbs/11_sd15.ipynb #368f0ede
 # sd15-mini attends only at 16×16: self-attention over 64×64 or 32×32 positions would cost a CPU most of its time
-STANDINS = {'sd15-mini': dict(width=8, layers=1, text_layers=1, vae_width=4, attention_levels=(2,), vae_attention=False),
+STANDINS = {'sd15-mini': dict(width=8, layers=1, text_layers=1, vae_width=4, attention_levels=(2,),
+                             vae_attention=False),
             'sd15-random': dict()}
 
 def build_sd15(name: str = 'sd15-mini', seed: int = 0):

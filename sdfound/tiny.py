@@ -61,10 +61,10 @@ class TinyRecipe:
     check_images: int = 2000         # held-out pictures the evaluator and the VAE are checked on
 
 def quick_recipe(seed: int = 0) -> TinyRecipe:
-    "Every stage, checkpoint and check of the recipe in a few seconds: narrow parts, a few hundred pictures, three steps each."
-    return TinyRecipe(seed=seed, n_images=256, clip_images=256, width=32, clip_steps=3, clip_batch=32, eval_steps=3, eval_batch=32,
-                      vae_channels=(8, 8, 16, 16), vae_steps=3, vae_batch=16, decoder_steps=3, perceptual_steps=3,
-                      unet_channels=(16, 32, 32), unet_steps=3, unet_batch=16, check_images=200)
+    "Every stage, checkpoint and check of the recipe in seconds: narrow parts, a few hundred pictures, 3 steps each."
+    return TinyRecipe(seed=seed, n_images=256, clip_images=256, width=32, clip_steps=3, clip_batch=32, eval_steps=3,
+                      eval_batch=32, vae_channels=(8, 8, 16, 16), vae_steps=3, vae_batch=16, decoder_steps=3,
+                      perceptual_steps=3, unet_channels=(16, 32, 32), unet_steps=3, unet_batch=16, check_images=200)
 
 # %% ../nbs/10_tiny.ipynb #c31b4080
 def render_pictures(ds: DigitScenes, progress: bool = True) -> tuple[torch.Tensor, list[str], dict]:
@@ -297,7 +297,8 @@ def check_parts(run: TinyRun, vae, clf, log=print) -> None:
     "The evaluator reads held-out pictures, and the VAE keeps their digits and colours readable: into the report."
     if not run.is_main: log = lambda *a: None  # one process says it
     from sdfound import vae as svae, evaluator as sev
-    held_images, _, held = render_pictures(DigitScenes(run.recipe.check_images, seed=run.recipe.seed + 10_000, fonts=TRAIN_FONTS))
+    held = DigitScenes(run.recipe.check_images, seed=run.recipe.seed + 10_000, fonts=TRAIN_FONTS)
+    held_images, _, held = render_pictures(held)
     x = to_unit(held_images)
     accuracy = lambda pred: {k: float((pred[k] == held[k]).float().mean()) for k in pred}
     run.report['evaluator_accuracy'] = accuracy(sev.classify(clf, x))

@@ -14,7 +14,7 @@ NOTEBOOK_BUDGET_S = 120
 _notebook_times = {}
 
 def pytest_sessionstart(session):
-    "Build sd15-mini once, before any worker starts: workers that found it missing would each build it in the same folder."
+    "Build sd15-mini once, before any worker starts: workers that found it missing would each build it in one folder."
     if hasattr(session.config, 'workerinput'): return  # an xdist worker: the controller built it
     from sdfound.sd15 import standin_folder
     standin_folder('sd15-mini')

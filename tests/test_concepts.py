@@ -60,7 +60,8 @@ def test_shipped_textual_inversion_draws_halloween_only_when_asked(pipe):
     p.load_textual_inversion(str(concepts_dir() / 'halloween' / 'learned_embeds.safetensors'))
     judge, c = load_concept_judge('halloween'), CONCEPTS['halloween']
     assert hit_rate(p, judge, hit_prompts(c, '<halloween>'), steps=STEPS) >= 0.8
-    assert hit_rate(p, judge, hit_prompts(c), steps=STEPS) <= 0.1  # the same prompts without the word: the colours fall where they may
+    # the same prompts without the word: the colours fall where they may
+    assert hit_rate(p, judge, hit_prompts(c), steps=STEPS) <= 0.1
 
 def test_shipped_dreambooth_on_its_word_draws_outlines_when_asked_and_only_then(pipe):
     p = load_pipeline('tiny', dtype=torch.float32, scheduler='ddim'); p.set_progress_bar_config(disable=True)

@@ -7,8 +7,8 @@ from conftest import run_cli as cli  # `sdfound ...` in this process; the two-pr
 from sdfound.core import models_dir
 
 TINY = models_dir() / 'tiny'
-OFFLINE_VARS = dict(HF_HUB_OFFLINE='1', HF_DATASETS_OFFLINE='1', TRANSFORMERS_OFFLINE='1')
-OFFLINE = dict(os.environ, **OFFLINE_VARS)
+# the environment of the processes started here
+OFFLINE = dict(os.environ, HF_HUB_OFFLINE='1', HF_DATASETS_OFFLINE='1', TRANSFORMERS_OFFLINE='1')
 
 def test_shipped_folder_loads_offline_with_from_pretrained(monkeypatch):
     from diffusers import StableDiffusionPipeline
@@ -91,7 +91,7 @@ def test_long_prompt_is_truncated_with_a_warning(tmp_path):
     assert (tmp_path / 'x.png').exists()
 
 def test_generate_refuses_float16_on_the_cpu(tmp_path):
-    r = cli('generate', 'a 7', '--dtype', 'float16', '-o', tmp_path / 'x.png', env=dict(OFFLINE_VARS, SDFOUND_DEVICE='cpu'))
+    r = cli('generate', 'a 7', '--dtype', 'float16', '-o', tmp_path / 'x.png', env=dict(SDFOUND_DEVICE='cpu'))
     assert r.returncode == 2 and 'needs a GPU' in r.stderr and 'Traceback' not in r.stderr
     assert not (tmp_path / 'x.png').exists()
 
@@ -153,16 +153,18 @@ def two_process_pictures(tmp_path_factory):
 def _draw_in_two_processes(t: Path) -> None:
     t.mkdir(exist_ok=True)
     Image.fromarray((np.indices((64, 64)).sum(0) % 2 * 255).astype(np.uint8)).convert('RGB').save(t / 'init.png')
-    jobs = {name: [['generate', 'a green 4 on a purple background', '--steps', '4', '--seed', '7',
-                    *[a.format(t=t) for a in extra], '-o', str(t / f'{name}{i}.png')] for i, extra in enumerate(TWO_PROCESS_OPTIONS)]
-            for name in 'ab'}
-    # nothing shared but the seed and the options
-    procs = [subprocess.Popen([sys.executable, '-c', TWO_PROCESSES, json.dumps(jobs[name]), name], stderr=subprocess.PIPE, text=True,
-                              env=dict(OFFLINE, OMP_NUM_THREADS='1')) for name in 'ab']  # one core each
+    job = lambda name, i, extra: ['generate', 'a green 4 on a purple background', '--steps', '4', '--seed', '7',
+                                  *[a.format(t=t) for a in extra], '-o', str(t / f'{name}{i}.png')]
+    jobs = {name: [job(name, i, extra) for i, extra in enumerate(TWO_PROCESS_OPTIONS)] for name in 'ab'}
+    # nothing shared but the seed and the options; one core each
+    env = dict(OFFLINE, OMP_NUM_THREADS='1')
+    procs = [subprocess.Popen([sys.executable, '-c', TWO_PROCESSES, json.dumps(jobs[name]), name],
+                              stderr=subprocess.PIPE, text=True, env=env) for name in 'ab']
     for p in procs: assert p.wait(timeout=300) == 0, p.stderr.read()
     (t / 'done').write_text('')
 
-@pytest.mark.parametrize('i', range(len(TWO_PROCESS_OPTIONS)), ids=[' '.join(e[:2]).replace('{t}/', '') for e in TWO_PROCESS_OPTIONS])
+@pytest.mark.parametrize('i', range(len(TWO_PROCESS_OPTIONS)),
+                         ids=[' '.join(e[:2]).replace('{t}/', '') for e in TWO_PROCESS_OPTIONS])
 def test_same_seed_same_bytes_from_two_processes(two_process_pictures, i):
     a, b = (two_process_pictures / f'{name}{i}.png' for name in 'ab')
     assert a.read_bytes() == b.read_bytes()

@@ -9,9 +9,10 @@ import nbdev.test as nbdev_test
 NBS = Path(__file__).parents[1] / 'nbs'
 ALL_FLAGS = ['cuda', 'hub', 'slow']
 # seconds each run takes on one core, roughly: the test processes start the long ones first (conftest.py)
-EXPECTED_SECONDS = {'03_pipelines_concepts.ipynb': 90, '02_pipelines.ipynb': 40, '05_vae.ipynb': 40, '04b_ddpm.ipynb': 30,
-                    '06_clip.ipynb': 25, '90_cli.ipynb': 25, '09_evaluator.ipynb': 20, '10_tiny.ipynb': 20, '04a_magic.ipynb': 15,
-                    '08_sampling.ipynb': 15, '00_core.ipynb': 6, '07_schedulers.ipynb': 5, '01_data.ipynb': 2, '11_sd15.ipynb': 1,
+EXPECTED_SECONDS = {'03_pipelines_concepts.ipynb': 90, '02_pipelines.ipynb': 40, '05_vae.ipynb': 40,
+                    '04b_ddpm.ipynb': 30, '06_clip.ipynb': 25, '90_cli.ipynb': 25, '09_evaluator.ipynb': 20,
+                    '10_tiny.ipynb': 20, '04a_magic.ipynb': 15, '08_sampling.ipynb': 15, '00_core.ipynb': 6,
+                    '07_schedulers.ipynb': 5, '01_data.ipynb': 2, '11_sd15.ipynb': 1,
                     'sd15-mini:02_pipelines.ipynb': 40, 'sd15-mini:90_cli.ipynb': 25, 'sd15-mini:08_sampling.ipynb': 15,
                     'sd15-mini:07_schedulers.ipynb': 5, 'sd15-mini:03_pipelines_concepts.ipynb': 5}
 
@@ -43,7 +44,7 @@ def cells_until(nb_path: Path, marker: str, dest: Path) -> Path:
     return dest
 
 def reads_global(source: str, name: str) -> bool:
-    "Does this cell read the notebook-level variable `name`, at its top level or inside a function (not as a parameter)?"
+    "Does this cell read the notebook's variable `name`, at its top level or in a function (not as a parameter)?"
     import symtable
     code = '\n'.join(line for line in source.splitlines() if not line.lstrip().startswith(('%', '!', '#|')))
     def walk(table, top):
@@ -73,17 +74,19 @@ def test_notebook_runs_on_the_sd15_stand_in(nb, monkeypatch, tmp_path):
     assert ok, f"{nb} failed on sd15-mini (traceback above)"
     assert 512 in loaded, f"{nb} loaded no SD 1.5-shaped pipeline"
     # 03's SD 1.5 pictures are in its `#| hub` cells (sd-concepts-library, sd-dreambooth-library)
-    if nb not in STANDIN_STOPS: assert 512 in decoded, f"{nb} made no 512-pixel picture: its SD 1.5 branches did not run"
+    if nb not in STANDIN_STOPS:
+        assert 512 in decoded, f"{nb} made no 512-pixel picture: its SD 1.5 branches did not run"
 
 @pytest.mark.parametrize('nb', list(STANDIN_STOPS))
 def test_after_the_stop_no_cell_reads_the_lessons_model(nb):
-    "What the stand-in run of a lesson leaves out runs the same on any lesson model: no unflagged cell after it reads `pipe`."
+    "What a lesson's stand-in run leaves out runs the same on any model: no unflagged cell after it reads `pipe`."
     cells = code_cells(NBS / nb)
     stop = next(i for i, c in enumerate(cells) if STANDIN_STOPS[nb] in ''.join(c['source']))
-    readers = [c['id'] for c in cells[stop + 1:] if not flagged(''.join(c['source'])) and reads_global(''.join(c['source']), 'pipe')]
+    later = [(c['id'], ''.join(c['source'])) for c in cells[stop + 1:]]
+    readers = [cid for cid, src in later if not flagged(src) and reads_global(src, 'pipe')]
     assert readers == [], f"cells after the stand-in stop of {nb} read the lesson's model `pipe`: {readers}"
     # and the flagged cells, which do read it, are the lesson's SD 1.5 branches: they need the hub
-    assert any(flagged(''.join(c['source'])) and reads_global(''.join(c['source']), 'pipe') for c in cells[stop + 1:])
+    assert any(flagged(src) and reads_global(src, 'pipe') for _, src in later)
 
 def test_the_model_reader_check_tells_reads_from_parameters():
     assert reads_global("images = pipe('a 7').images", 'pipe')
