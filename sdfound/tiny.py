@@ -297,8 +297,8 @@ def check_parts(run: TinyRun, vae, clf, log=print) -> None:
     "The evaluator reads held-out pictures, and the VAE keeps their digits and colours readable: into the report."
     if not run.is_main: log = lambda *a: None  # one process says it
     from sdfound import vae as svae, evaluator as sev
-    held = DigitScenes(run.recipe.check_images, seed=run.recipe.seed + 10_000, fonts=TRAIN_FONTS)
-    held_images, _, held = render_pictures(held)
+    scenes = DigitScenes(run.recipe.check_images, seed=run.recipe.seed + 10_000, fonts=TRAIN_FONTS)
+    held_images, _, held = render_pictures(scenes)
     x = to_unit(held_images)
     accuracy = lambda pred: {k: float((pred[k] == held[k]).float().mean()) for k in pred}
     run.report['evaluator_accuracy'] = accuracy(sev.classify(clf, x))
