@@ -80,7 +80,8 @@ def test_notebook_runs_on_the_sd15_stand_in(nb, monkeypatch, tmp_path):
 @pytest.mark.parametrize('nb', list(STANDIN_STOPS))
 def test_after_the_stop_no_cell_reads_the_lessons_model(nb):
     "What a lesson's stand-in run leaves out runs the same on any model: no unflagged cell after it reads `pipe`."
-    later = [(c['id'], ''.join(c['source'])) for c in split_at(NBS / nb, STANDIN_STOPS[nb])[1] if c['cell_type'] == 'code']
+    after = split_at(NBS / nb, STANDIN_STOPS[nb])[1]
+    later = [(c['id'], ''.join(c['source'])) for c in after if c['cell_type'] == 'code']
     readers = [cid for cid, src in later if not flagged(src) and reads_global(src, 'pipe')]
     assert readers == [], f"cells after the stand-in stop of {nb} read the lesson's model `pipe`: {readers}"
     # and the flagged cells, which do read it, are the lesson's SD 1.5 branches: they need the hub
