@@ -10,9 +10,10 @@ import numpy as np
 import torch
 from transformers import CLIPModel
 from sdfound import clip as sclip
-from sdfound.core import fit, seed_everything
+from sdfound.train import fit
+from sdfound.core import seed_everything
 from sdfound.data import DigitScenes, COLOURS
-from sdfound.core import batch_sampler
+from sdfound.train import batch_sampler
 from sdfound.tiny import TRAIN_FONTS, render_pictures, to_unit
 
 def zero_shot_digit(model, tok, images, labels) -> float:

@@ -15,7 +15,8 @@ compares a second classifier's features of the picture and of its reconstruction
 import argparse, math, time
 import numpy as np, torch
 from diffusers import AutoencoderKL
-from sdfound.core import models_dir, batch_sampler
+from sdfound.core import models_dir
+from sdfound.train import batch_sampler
 from sdfound.data import DigitScenes
 from sdfound.evaluator import load_classifier, classify
 from sdfound.tiny import TRAIN_FONTS, decoder_loss, render_pictures, to_unit

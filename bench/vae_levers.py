@@ -8,7 +8,8 @@ import json, sys, time
 from pathlib import Path
 import torch, torch.nn.functional as F
 from diffusers import AutoencoderKL
-from sdfound.core import batch_sampler, fit, seed_everything
+from sdfound.train import batch_sampler, fit
+from sdfound.core import seed_everything
 from sdfound.data import DigitScenes
 from sdfound.evaluator import load_classifier, classify
 from sdfound.tiny import TRAIN_FONTS, render_pictures, to_unit

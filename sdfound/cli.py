@@ -149,7 +149,7 @@ def _generate(args) -> None:
 # %% ../nbs/90_cli.ipynb #555c8828
 def _train(args) -> None:
     from sdfound.tiny import TinyRecipe, quick_recipe, train_tiny
-    from sdfound.core import end_processes
+    from sdfound.train import end_processes
     out = Path(args.out)
     if not out.parent.is_dir(): raise UsageError(f"folder {str(out.parent)!r} does not exist")
     if out.exists() and not out.is_dir(): raise UsageError(f"--out {str(out)!r} is a file; give a folder (an existing one resumes its run)")

@@ -15,7 +15,8 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 from PIL import Image
-from .core import save_weights, load_weights, batch_sampler
+from .core import save_weights, load_weights
+from .train import batch_sampler
 from .data import DigitScenes, Scene, render_scene
 
 # %% auto #0
@@ -104,7 +105,8 @@ def judge_data(concept: Concept, n: int, seed: int, vae=None) -> tuple[torch.Ten
 def train_concept_judge(concept: Concept, vae=None, negatives: torch.Tensor | None = None, n: int = 4000, steps: int = 400,
                         batch_size: int = 64, seed: int = 0, progress: bool = True) -> ConceptJudge:
     "Train a `ConceptJudge` for `concept` on `n` renders (half of them the concept), seen through `vae` as generated pictures are, and on `negatives`: pictures known not to show it (what a model that cannot draw the concept draws)."
-    from sdfound.core import fit, seed_everything
+    from sdfound.train import fit
+    from sdfound.core import seed_everything
     x, y = judge_data(concept, n, seed, vae)
     if negatives is not None: x, y = torch.cat([x, negatives.float()]), torch.cat([y, torch.zeros(len(negatives))])
     n = len(x)

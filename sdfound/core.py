@@ -13,8 +13,7 @@ from PIL import Image
 
 # %% auto #0
 __all__ = ['get_device', 'default_model', 'quiet_libraries', 'check_number', 'seed_everything', 'pil_to_tensor', 'tensor_to_pil',
-           'image_grid', 'show_images', 'models_dir', 'save_weights', 'load_weights', 'lr_shape', 'batch_sampler',
-           'native_bf16', 'process_share', 'end_processes', 'fit']
+           'image_grid', 'show_images', 'models_dir', 'save_weights', 'load_weights']
 
 # %% ../nbs/00_core.ipynb #aa46031f
 def get_device(device: str | torch.device | None = None, dtype: torch.dtype | None = None) -> tuple[torch.device, torch.dtype]:
@@ -36,11 +35,25 @@ def default_model(for_cli: bool = False) -> str:
     if for_cli: return 'tiny'
     return 'sd15' if torch.cuda.is_available() else 'tiny'
 
-def quiet_libraries() -> None:
-    "Keep library chatter off the terminal — loading bars, notices about optional packages, diffusers' copy of the truncation warning — so each line printed is one that matters. The denoising progress bar stays (on a terminal)."
-    import transformers, diffusers
-    transformers.logging.set_verbosity_error(); transformers.logging.disable_progress_bar()
-    diffusers.utils.logging.set_verbosity_error(); diffusers.utils.logging.disable_progress_bar()
+class quiet_libraries:
+    """Keep diffusers' and transformers' chatter — loading bars, notices about optional packages — off the terminal,
+    so each line printed is one that matters; the denoising progress bar stays. Called, from then on;
+    in a `with` block, until it ends."""
+    def __init__(self):
+        from diffusers.utils import logging as dlog
+        from transformers.utils import logging as tlog
+        self.libs = (dlog, tlog)
+        self.before = [(lib.get_verbosity(), lib.is_progress_bar_enabled()) for lib in self.libs]
+        for lib in self.libs:
+            lib.set_verbosity_error()
+            lib.disable_progress_bar()
+
+    def __enter__(self): return self
+
+    def __exit__(self, *exc) -> None:
+        for lib, (level, bar) in zip(self.libs, self.before):
+            lib.set_verbosity(level)
+            if bar: lib.enable_progress_bar()
 
 # %% ../nbs/00_core.ipynb #afaf29d4
 def check_number(name: str, value, low=None, high=None, integer: bool = False, low_open: bool = False):
@@ -142,106 +155,3 @@ def load_weights(cls, path, what: str = 'model') -> torch.nn.Module:
     model = cls(**json.loads((path / 'config.json').read_text()))
     model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in load_file(path / 'model.safetensors').items()})
     return model.eval()
-
-# %% ../nbs/00_core.ipynb #82f49233
-def lr_shape(steps: int, warmup: int = 100, restart_at: int | None = None):
-    "`step → factor` of the learning rate: a linear warm-up, then a cosine decay to 10% at `steps`. With `restart_at`, the first `restart_at` steps decay on a cosine of their own, then the rate jumps back up to the long cosine (a warm restart)."
-    import math
-    cosine = lambda s, n: 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(s, n) / n))
-    def shape(s):
-        n = restart_at if restart_at and restart_at < steps and s < restart_at else steps
-        return min(1, (s + 1) / warmup) * cosine(s, n)
-    return shape
-
-# %% ../nbs/00_core.ipynb #f34e4aba
-def batch_sampler(n: int, batch_size: int, seed: int):
-    "`step → indices`: a reproducible random batch of `batch_size` out of `n` items for every step, so a resumed run draws the batches an uninterrupted one would."
-    return lambda step: torch.randint(0, n, (batch_size,), generator=torch.Generator().manual_seed(seed * 1_000_003 + step))
-
-# %% ../nbs/00_core.ipynb #a79f5ef5
-def native_bf16() -> bool:
-    "Does this machine multiply bfloat16 natively (a recent CUDA GPU; a CPU with AVX512-BF16 or AMX)? There, bf16 mixed precision trains faster; elsewhere it may be slower."
-    from pathlib import Path
-    if torch.cuda.is_available(): return torch.cuda.is_bf16_supported()
-    try: flags = Path('/proc/cpuinfo').read_text().split()
-    except OSError: return False  # not Linux: no cheap way to know, so stay in float32
-    return 'avx512_bf16' in flags or 'amx_bf16' in flags
-
-def process_share(batch: dict, rank: int, world: int) -> dict:
-    "Process `rank`'s slice of every tensor in `batch` whose first dimension is the batch's (the first tensor's), out of `world` equal shares."
-    n = len(next(v for v in batch.values() if torch.is_tensor(v)))
-    if n % world: raise ValueError(f"a batch of {n} cannot be shared equally by {world} processes: make the batch size a multiple of {world}")
-    lo, hi = rank * n // world, (rank + 1) * n // world
-    return {k: v[lo:hi] if torch.is_tensor(v) and v.ndim and len(v) == n else v for k, v in batch.items()}
-
-def end_processes() -> None:
-    "Close the process group of a run on several processes (`torchrun`, `accelerate launch`) once every process got here: left open, its gloo threads can abort a process as it exits."
-    import torch.distributed as dist
-    if dist.is_available() and dist.is_initialized(): dist.barrier(); dist.destroy_process_group()
-
-# %% ../nbs/00_core.ipynb #673171d3
-def fit(model: torch.nn.Module, loss_fn, get_batch, steps: int, lr: float = 1e-3, weight_decay: float = 0.01,
-        warmup: int = 100, restart_at: int | None = None, ckpt_dir: str | os.PathLike | None = None, ckpt_every: int = 500,
-        desc: str = 'train', accelerator=None, bf16: bool = False, ema: float | None = None, progress: bool = True) -> list[float]:
-    "Train `model` for `steps` AdamW steps on `loss_fn(model, get_batch(step))`; checkpoint to/resume from `ckpt_dir`; the model ends where it started (e.g. the CPU). With `bf16`, the forward pass runs in bfloat16 autocast on float32 weights; with `ema` (a decay such as 0.999), the model ends with the exponential moving average of its weights. Under several processes (`accelerate launch`, `torchrun`), `get_batch(step)` is the global batch: each process trains on its own equal share, and their gradients are averaged. Returns the losses (averaged over the processes)."
-    import contextlib, json
-    from pathlib import Path
-    from torch.nn.attention import sdpa_kernel, SDPBackend
-    from accelerate import Accelerator
-    from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
-    from tqdm.auto import tqdm
-    check_number('steps', steps, 1, integer=True); check_number('lr', lr, 0, low_open=True); check_number('weight_decay', weight_decay, 0)
-    check_number('warmup', warmup, 1, integer=True); check_number('ckpt_every', ckpt_every, 1, integer=True)
-    if restart_at is not None: check_number('restart_at', restart_at, 1, integer=True)
-    if ema is not None and not 0 < ema < 1: raise ValueError(f"ema must be a decay between 0 and 1, got {ema}")
-    if not callable(loss_fn) or not callable(get_batch): raise TypeError("loss_fn and get_batch must be functions: loss_fn(model, batch), get_batch(step)")
-    from accelerate.utils import DataLoaderConfiguration
-    # split_batches: `get_batch` gives the global batch, shared by the processes, so the learning-rate schedule advances
-    # one step per step (not one per process, Accelerate's default)
-    acc = accelerator or Accelerator(dataloader_config=DataLoaderConfiguration(split_batches=True))
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_shape(steps, warmup, restart_at))
-    home = next(model.parameters()).device  # where the model goes back to: later code uses it there
-    model, opt, sched = acc.prepare(model, opt, sched)
-    # losses call the model's own methods (CLIP's get_text_features…), which a DistributedDataParallel wrapper hides
-    # and would not synchronise: they get the model itself, and the gradients are averaged by hand after backward
-    net, world = acc.unwrap_model(model), acc.num_processes
-    # the average of the last ~1/(1-ema) steps' weights: less noisy than the last step's, as the weights jitter around a minimum
-    averaged = AveragedModel(acc.unwrap_model(model), multi_avg_fn=get_ema_multi_avg_fn(ema)) if ema else None
-    if averaged: acc.register_for_checkpointing(averaged)
-    start, losses = 0, []
-    ckpt = Path(ckpt_dir) if ckpt_dir else None
-    if ckpt and (ckpt / 'progress.json').exists():
-        acc.load_state(str(ckpt / 'state'))
-        start, losses = (lambda d: (d['step'], d['losses']))(json.loads((ckpt / 'progress.json').read_text()))
-    model.train()
-    # on the CPU, PyTorch's flash-attention backward is slow for small heads: with the plain "math" kernel a tiny-UNet
-    # step takes 0.88 s against 1.06 s (bench/results/train_tiny_cpu.md; the kernel is chosen in the forward pass)
-    attention = (lambda: sdpa_kernel(SDPBackend.MATH)) if acc.device.type == 'cpu' else contextlib.nullcontext
-    # our own autocast rather than Accelerate's `mixed_precision`, which is fixed once per process
-    half = (lambda: torch.autocast(acc.device.type, dtype=torch.bfloat16)) if bf16 else contextlib.nullcontext
-    bar = tqdm(range(start, steps), desc=desc, initial=start, total=steps, disable=not (progress and acc.is_main_process))
-    for step in bar:
-        batch = get_batch(step)
-        if world > 1: batch = process_share(batch, acc.process_index, world)
-        batch = {k: v.to(acc.device) if torch.is_tensor(v) else v for k, v in batch.items()}
-        with acc.autocast(), attention(), half():
-            loss = loss_fn(net, batch)
-        acc.backward(loss)
-        if world > 1:  # each process's loss is the mean over its share: the mean of their gradients is the global batch's
-            for p in net.parameters():
-                if p.grad is not None: torch.distributed.all_reduce(p.grad); p.grad /= world
-            loss = acc.reduce(loss.detach(), reduction='mean')
-        acc.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step(); sched.step(); opt.zero_grad()
-        if averaged: averaged.update_parameters(acc.unwrap_model(model))
-        losses.append(loss.item())
-        if step % 20 == 0: bar.set_postfix(loss=f'{np.mean(losses[-20:]):.4f}')
-        if ckpt and ((step + 1) % ckpt_every == 0 or step + 1 == steps):
-            acc.save_state(str(ckpt / 'state'))
-            if acc.is_main_process: (ckpt / 'progress.json').write_text(json.dumps(dict(step=step + 1, losses=losses)))
-    acc.wait_for_everyone()
-    model.eval()
-    if averaged: acc.unwrap_model(model).load_state_dict(averaged.module.state_dict())
-    acc.unwrap_model(model).to(home)
-    return losses

@@ -14,10 +14,10 @@ import torch
 from PIL import Image, ImageDraw, ImageFont
 
 # %% auto #0
-__all__ = ['PALETTE', 'COLOURS', 'DIGIT_WORDS', 'TEMPLATES', 'OUTLINE_SUFFIX', 'FONTS', 'STYLES', 'colour_rgb', 'font_dir',
-           'font_path', 'ink_signature', 'recognise_digit', 'recognised_digits', 'renders_digits', 'Scene',
-           'digit_mask', 'render_scene', 'caption', 'parse_caption', 'DigitScenes', 'GrayDigits', 'load_mnist',
-           'load_fashion_mnist']
+__all__ = ['PALETTE', 'COLOURS', 'DIGIT_WORDS', 'TEMPLATES', 'OUTLINE_SUFFIX', 'FONTS', 'HELD_OUT_FAMILY', 'TRAIN_FONTS',
+           'STYLES', 'colour_rgb', 'font_dir', 'font_path', 'ink_signature', 'recognise_digit', 'recognised_digits',
+           'renders_digits', 'Scene', 'digit_mask', 'render_scene', 'caption', 'with_articles', 'parse_caption',
+           'DigitScenes', 'render_pictures', 'to_unit', 'GrayDigits', 'load_mnist', 'load_fashion_mnist']
 
 # %% ../nbs/01_data.ipynb #a464b945
 PALETTE = {
@@ -105,6 +105,10 @@ def renders_digits(font: str) -> bool:
     "True when every digit drawn in `font` is recognised as itself."
     return recognised_digits(font) == list(range(10))
 
+# %% ../nbs/01_data.ipynb #ef75a482
+HELD_OUT_FAMILY = 'Computer Modern Typewriter'
+TRAIN_FONTS = tuple(f for f, fam in FONTS.items() if fam != HELD_OUT_FAMILY)
+
 # %% ../nbs/01_data.ipynb #01aee690
 STYLES = ('filled', 'outline')
 
@@ -168,8 +172,11 @@ def render_scene(scene: Scene, res: int = 64, jitter=(0, 0, 0, 0, 0, 0)) -> Imag
 def caption(scene: Scene) -> str:
     "The caption of `scene`, from its template."
     text = TEMPLATES[scene.template].format(fg=scene.fg, bg=scene.bg, digit=scene.digit, word=DIGIT_WORDS[scene.digit])
-    text = re.sub(r'\ba (?=[aeiou8])', 'an ', text)  # "an orange", "an 8"
-    return text + (OUTLINE_SUFFIX if scene.style == 'outline' else '')
+    return with_articles(text) + (OUTLINE_SUFFIX if scene.style == 'outline' else '')
+
+def with_articles(text: str) -> str:
+    "`text` with \"a\" written \"an\" before a vowel sound: \"an orange\", \"an 8\"."
+    return re.sub(r'\ba (?=[aeiou8])', 'an ', text)
 
 def _template_regex(template: str) -> re.Pattern:
     colours = '|'.join(COLOURS)
@@ -248,6 +255,23 @@ class DigitScenes(torch.utils.data.Dataset):
         x = torch.from_numpy(np.asarray(self.pil(i), dtype=np.float32)).permute(2, 0, 1) / 127.5 - 1
         return dict(image=x, caption=caption(s), digit=s.digit, fg=COLOURS.index(s.fg), bg=COLOURS.index(s.bg),
                     font=list(FONTS).index(s.font), style=STYLES.index(s.style))
+
+# %% ../nbs/01_data.ipynb #b7d29032
+def render_pictures(ds: DigitScenes, progress: bool = True) -> tuple[torch.Tensor, list[str], dict]:
+    "All pictures of `ds` as a uint8 tensor (N,3,H,W), their captions, and their labels as tensors."
+    from tqdm.auto import tqdm
+    images = torch.empty(len(ds), 3, ds.res, ds.res, dtype=torch.uint8)
+    caps, labels = [], {k: torch.empty(len(ds), dtype=torch.long) for k in ('digit', 'fg', 'bg')}
+    for i in tqdm(range(len(ds)), desc='render', mininterval=5, disable=not progress):
+        images[i] = torch.from_numpy(np.array(ds.pil(i))).permute(2, 0, 1)
+        s = ds.scene(i)
+        caps.append(caption(s))
+        labels['digit'][i], labels['fg'][i], labels['bg'][i] = s.digit, COLOURS.index(s.fg), COLOURS.index(s.bg)
+    return images, caps, labels
+
+def to_unit(images_uint8: torch.Tensor) -> torch.Tensor:
+    "Bytes 0–255 → floats in [-1, 1]."
+    return images_uint8.float() / 127.5 - 1
 
 # %% ../nbs/01_data.ipynb #344f7bb5
 class GrayDigits(torch.utils.data.Dataset):

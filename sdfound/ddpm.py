@@ -11,11 +11,13 @@ from pathlib import Path
 import torch
 from torch import nn
 import torch.nn.functional as F
-from .core import fit, save_weights, load_weights
+from .train import fit
+from .core import save_weights, load_weights
 
 # %% auto #0
 __all__ = ['ddpm_schedule', 'add_noise', 'timestep_embedding', 'Block', 'TinyUNet', 'noise_batch', 'noise_loss', 'predict_x0',
-           'save_ddpm', 'load_ddpm', 'denoise_step', 'sample', 'one_hot_digits', 'digit_accuracy', 'train_ddpm']
+           'save_ddpm', 'load_ddpm', 'denoise_step', 'sample', 'one_hot_digits', 'digit_accuracy', 'train_ddpm',
+           'denoiser_loss']
 
 # %% ../nbs/04b_ddpm.ipynb #ce481e5f
 def ddpm_schedule(num_train_timesteps: int = 1000, beta_start: float = 1e-4, beta_end: float = 0.02) -> torch.Tensor:
@@ -157,3 +159,24 @@ def train_ddpm(steps: int = 3000, n_digits: int = 20_000, batch_size: int = 128,
     get_batch = lambda step: noise_batch(digits, labels, step, ac, batch_size, label_dropout)
     losses = fit(model, noise_loss, get_batch, steps, lr=lr, warmup=100, ckpt_dir=ckpt_dir, desc='ddpm', progress=progress)
     return model.eval().requires_grad_(False), losses
+
+# %% ../nbs/04b_ddpm.ipynb #537f2e95
+def denoiser_loss(models, batch: dict, noise_scheduler, snr_gamma: float | None = None,
+                  stratified: bool = False) -> torch.Tensor:
+    "Noise-prediction MSE of `models['unet']` on `batch['latents']`, captioned by `batch['input_ids']`."
+    z0 = batch['latents']
+    n, T = len(z0), noise_scheduler.config.num_train_timesteps
+    if stratified:  # one time step in each of n equal slices of the schedule
+        t = ((torch.randperm(n, device=z0.device) + torch.rand(n, device=z0.device)) * T / n).long().clamp(max=T - 1)
+        noise = torch.randn_like(z0)
+    else:
+        noise = torch.randn_like(z0)
+        t = torch.randint(0, T, (n,), device=z0.device)
+    text = models['text_encoder'](batch['input_ids'])[0]
+    err = F.mse_loss(models['unet'](noise_scheduler.add_noise(z0, noise, t), t, text).sample, noise, reduction='none')
+    if snr_gamma is None: return err.mean()
+    # Min-SNR (Hang et al. 2023): weight each picture by min(SNR, γ)/SNR, so the many nearly-clean, easy steps
+    # stop pulling against the noisy ones where the digit's shape is decided
+    abar = noise_scheduler.alphas_cumprod.to(z0.device)[t]
+    snr = abar / (1 - abar)
+    return (err.mean((1, 2, 3)) * snr.clamp(max=snr_gamma) / snr).mean()

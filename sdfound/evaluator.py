@@ -13,11 +13,11 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 from .core import save_weights, load_weights
-from .data import COLOURS, PALETTE
+from .data import COLOURS, PALETTE, with_articles
 
 # %% auto #0
-__all__ = ['SceneClassifier', 'classifier_loss', 'save_classifier', 'load_classifier', 'classify', 'adherence', 'quality_prompts',
-           'generate_tensors', 'prompt_adherence', 'frechet_distance', 'fid']
+__all__ = ['SceneClassifier', 'classifier_loss', 'save_classifier', 'load_classifier', 'classify', 'check_parts', 'adherence',
+           'quality_prompts', 'generate_tensors', 'prompt_adherence', 'frechet_distance', 'fid']
 
 # %% ../nbs/09_evaluator.ipynb #aa591fc7
 class SceneClassifier(nn.Module):
@@ -62,6 +62,18 @@ def classify(model: SceneClassifier, images: torch.Tensor, batch_size: int = 256
     outs = [model(images[i:i + batch_size].float()) for i in range(0, len(images), batch_size)]
     return {k: torch.cat([o[k] for o in outs]).argmax(-1).cpu() for k in ('digit', 'fg', 'bg')}
 
+# %% ../nbs/09_evaluator.ipynb #973467cc
+def check_parts(vae, clf: SceneClassifier, n: int = 2000, seed: int = 10_000, fonts=None) -> dict:
+    "How often `clf` reads `n` held-out pictures right, as drawn and after `vae`'s round trip (with its L1 and PSNR)."
+    from sdfound import vae as svae
+    from sdfound.data import DigitScenes, TRAIN_FONTS, render_pictures, to_unit
+    images, _, truth = render_pictures(DigitScenes(n, seed=seed, fonts=fonts or TRAIN_FONTS), progress=False)
+    x = to_unit(images)
+    accuracy = lambda pred: {k: float((pred[k] == truth[k]).float().mean()) for k in pred}
+    recon = torch.cat([svae.reconstruct(vae, x[i:i + 500]) for i in range(0, len(x), 500)])
+    return dict(evaluator_accuracy=accuracy(classify(clf, x)), vae_recon_accuracy=accuracy(classify(clf, recon)),
+                vae_recon_l1=float((recon - x).abs().mean()), vae_recon_psnr=float(svae.psnr(recon, x).mean()))
+
 # %% ../nbs/09_evaluator.ipynb #da9c4e26
 def adherence(pred: dict, wanted: list[dict]) -> dict:
     "Fractions of pictures whose digit / fg / bg / digit-and-fg match the labels each prompt states (None = not stated)."
@@ -81,7 +93,7 @@ def quality_prompts(per_pair: int = 3) -> list[str]:
         for j, fg in enumerate(COLOURS):
             bgs = [c for c in COLOURS if c != fg]
             for k in range(per_pair): out.append(f'a {fg} {d} on a {bgs[(d + j + 3 * k) % len(bgs)]} background')
-    return [p.replace('a orange', 'an orange').replace('a 8', 'an 8') for p in out]
+    return [with_articles(p) for p in out]
 
 @torch.no_grad()
 def generate_tensors(pipe, prompts: list[str], negative: str | list[str] | None = None, guidance: float = 7.5, steps: int = 30,

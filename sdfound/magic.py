@@ -11,7 +11,8 @@ from pathlib import Path
 import torch
 from torch import nn
 import torch.nn.functional as F
-from .core import fit, save_weights, load_weights
+from .train import fit
+from .core import save_weights, load_weights
 
 # %% auto #0
 __all__ = ['NOT_A_DIGIT', 'random_noise', 'scramble', 'digit_batch', 'DigitClassifier', 'magic_loss', 'digit_logprob',

@@ -226,7 +226,8 @@ def denoiser_loss(models: torch.nn.ModuleDict, batch: dict, noise_scheduler) -> 
 def _fit_denoiser(pipe, get_batch, steps: int, lr: float, seed: int, desc: str, progress: bool, probe: tuple, probe_every: int = 10) -> dict:
     "Train what requires grad in `pipe` with `denoiser_loss` (via `sdfound.core.fit`), measuring `denoising_loss(pipe, *probe)` every `probe_every` steps."
     from diffusers import DDPMScheduler
-    from sdfound.core import fit, seed_everything
+    from sdfound.train import fit
+    from sdfound.core import seed_everything
     noise_scheduler = DDPMScheduler.from_config(pipe.scheduler.config)  # the same noise schedule, as a training-time scheduler
     models = torch.nn.ModuleDict(dict(unet=pipe.unet, text_encoder=pipe.text_encoder))
     log = dict(loss=[], probe_step=[], probe=[])
@@ -261,7 +262,7 @@ def concept_tokens(token: str, vectors: int = 1) -> list[str]:
 def train_textual_inversion(pipe, images: list[Image.Image], prompts: list[str], token: str = '<concept>', init_token: str | None = None,
                             steps: int = 150, lr: float = 2e-3, batch_size: int = 8, vectors: int = 1, seed: int = 0, progress: bool = True) -> dict:
     "Add `token` to `pipe` (as `vectors` new tokens, which prompts write as `token` alone) and learn their embeddings alone (all else frozen) to denoise `images` captioned by `prompts`; returns the losses."
-    from sdfound.core import batch_sampler
+    from sdfound.train import batch_sampler
     _check_training(pipe, images, prompts, 'textual inversion')
     if not all(token in p for p in prompts): raise ValueError(f"every prompt must contain the new token {token!r}")
     if not isinstance(vectors, int) or vectors < 1: raise ValueError(f"vectors must be an int ≥ 1, got {vectors!r}")
@@ -326,7 +327,7 @@ def train_dreambooth(pipe, images: list[Image.Image], prompts: list[str], word: 
                      prior_images: list[Image.Image] | None = None, prior_prompts: list[str] | None = None, lora_rank: int | None = None,
                      seed: int = 0, progress: bool = True) -> dict:
     "Fine-tune `pipe`'s UNet (or, with `lora_rank`, a LoRA adapter on it) on a few `images` named in their `prompts` by the rare `word`; optional prior pictures, captioned without the word, keep what the model knew."
-    from sdfound.core import batch_sampler
+    from sdfound.train import batch_sampler
     _check_training(pipe, images, prompts, 'Dreambooth')
     if not all(word in p for p in prompts): raise ValueError(f"every prompt must contain the rare word {word!r}: it is what the model learns to draw the subject for")
     if (prior_images is None) != (prior_prompts is None): raise ValueError("give both prior_images and prior_prompts, or neither")

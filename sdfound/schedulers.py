@@ -13,10 +13,10 @@ import torch
 from fastcore.basics import patch
 
 # %% auto #0
-__all__ = ['linear_betas', 'scaled_linear_betas', 'cosine_betas', 'make_betas', 'alphas_cumprod_from', 'sigmas_from', 'add_noise',
-           'inference_timesteps', 'karras_sigmas', 'sigma_to_t', 'sigma_schedule', 'randn', 'noise_like',
-           'SchedulerOutput', 'Scheduler', 'trajectory', 'DDPM', 'DDIM', 'SigmaScheduler', 'Euler', 'EulerAncestral',
-           'lms_coefficient', 'LMS', 'DPMSolverPP2M']
+__all__ = ['linear_betas', 'scaled_linear_betas', 'cosine_betas', 'make_betas', 'alphas_cumprod_from', 'sigmas_from',
+           'sd_scheduler', 'add_noise', 'inference_timesteps', 'karras_sigmas', 'sigma_to_t', 'sigma_schedule', 'randn',
+           'noise_like', 'SchedulerOutput', 'Scheduler', 'trajectory', 'DDPM', 'DDIM', 'SigmaScheduler', 'Euler',
+           'EulerAncestral', 'lms_coefficient', 'LMS', 'DPMSolverPP2M']
 
 # %% ../nbs/07_schedulers.ipynb #b7a6156b
 def linear_betas(num_train_timesteps: int = 1000, beta_start: float = 0.0001, beta_end: float = 0.02) -> torch.Tensor:
@@ -45,6 +45,19 @@ def make_betas(beta_schedule: str = 'scaled_linear', num_train_timesteps: int = 
 
 def alphas_cumprod_from(betas: torch.Tensor) -> torch.Tensor: return torch.cumprod(1 - betas, dim=0)
 def sigmas_from(alphas_cumprod: torch.Tensor) -> torch.Tensor: return ((1 - alphas_cumprod) / alphas_cumprod) ** 0.5
+
+# %% ../nbs/07_schedulers.ipynb #7e1d98f7
+def sd_scheduler(kind: str = 'pndm'):
+    "A `kind` ('pndm', 'ddim' or 'ddpm') diffusers scheduler with Stable Diffusion 1.x's noise schedule."
+    from diffusers import PNDMScheduler, DDIMScheduler, DDPMScheduler
+    kw = dict(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, beta_schedule='scaled_linear', steps_offset=1)
+    if kind == 'pndm':
+        s = PNDMScheduler(skip_prk_steps=True, set_alpha_to_one=False, **kw)
+        s.register_to_config(clip_sample=False)  # as in SD 1.5's config: DDIM/DDPM made from it must not clip latents
+        return s
+    if kind == 'ddim': return DDIMScheduler(clip_sample=False, set_alpha_to_one=False, **kw)
+    if kind == 'ddpm': return DDPMScheduler(clip_sample=False, **kw)
+    raise ValueError(f"unknown scheduler kind {kind!r}: choose 'pndm', 'ddim' or 'ddpm'")
 
 # %% ../nbs/07_schedulers.ipynb #01c80515
 def add_noise(original_samples: torch.Tensor, noise: torch.Tensor, timesteps: torch.Tensor, alphas_cumprod: torch.Tensor) -> torch.Tensor:

@@ -6,12 +6,14 @@ Docs: https://github.com/sdfound/sdfound/sd15.html.md"""
 
 # %% ../nbs/11_sd15.ipynb #439da7d1
 from __future__ import annotations
-import contextlib, json, os, shutil, tempfile
+import json, os, shutil, tempfile
 from pathlib import Path
 import torch
+from .core import quiet_libraries
 
 # %% auto #0
-__all__ = ['STANDINS', 'sd15_architecture', 'count_parameters', 'build_sd15', 'cache_dir', 'standin_folder', 'has_random_weights']
+__all__ = ['STANDINS', 'sd15_architecture', 'count_parameters', 'assemble_pipeline', 'build_sd15', 'cache_dir', 'standin_folder',
+           'has_random_weights']
 
 # %% ../nbs/11_sd15.ipynb #06f40ef1
 def sd15_architecture(width: int = 320, layers: int = 2, text_layers: int = 12, vae_width: int = 128,
@@ -47,38 +49,31 @@ STANDINS = {'sd15-mini': dict(width=8, layers=1, text_layers=1, vae_width=4, att
                              vae_attention=False),
             'sd15-random': dict()}
 
+def assemble_pipeline(unet, vae, text_encoder, tokenizer, scheduler):
+    "A `StableDiffusionPipeline` from its five parts, without a safety checker (sdfound's models have none)."
+    from diffusers import StableDiffusionPipeline
+    return StableDiffusionPipeline(vae=vae.eval(), text_encoder=text_encoder.eval(), tokenizer=tokenizer, unet=unet.eval(),
+                                   scheduler=scheduler, safety_checker=None, feature_extractor=None,
+                                   requires_safety_checker=False)
+
 def build_sd15(name: str = 'sd15-mini', seed: int = 0):
-    "The stand-in `name` as a `StableDiffusionPipeline` in memory (float32, seeded random weights, SD 1.5's tokenizer and scheduler)."
-    from diffusers import StableDiffusionPipeline, UNet2DConditionModel, AutoencoderKL
+    "The stand-in `name` as a pipeline in memory: float32, seeded random weights, SD 1.5's tokenizer and scheduler."
+    from diffusers import UNet2DConditionModel, AutoencoderKL
     from transformers import CLIPTextConfig, CLIPTextModel
     from sdfound.clip import sd_tokenizer
-    from sdfound.tiny import sd_scheduler
+    from sdfound.schedulers import sd_scheduler
     if name not in STANDINS: raise ValueError(f"unknown stand-in {name!r}: choose one of {', '.join(STANDINS)}")
     arch = sd15_architecture(**STANDINS[name])
     with torch.random.fork_rng():  # the same weights every time, and the caller's random numbers untouched
         torch.manual_seed(seed)
         unet, vae = UNet2DConditionModel(**arch['unet']), AutoencoderKL(**arch['vae'])
         text_encoder = CLIPTextModel(CLIPTextConfig(**arch['text_encoder']))
-    return StableDiffusionPipeline(vae=vae.eval(), text_encoder=text_encoder.eval(), tokenizer=sd_tokenizer(), unet=unet.eval(),
-                                   scheduler=sd_scheduler('pndm'), safety_checker=None, feature_extractor=None, requires_safety_checker=False)
+    return assemble_pipeline(unet, vae, text_encoder, sd_tokenizer(), sd_scheduler('pndm'))
 
 # %% ../nbs/11_sd15.ipynb #c94c5a3a
 def cache_dir() -> Path:
     "Where sdfound keeps what it builds: `$SDFOUND_CACHE`, else `~/.cache/sdfound`."
     return Path(os.environ.get('SDFOUND_CACHE') or Path.home() / '.cache' / 'sdfound')
-
-@contextlib.contextmanager
-def _quiet():
-    "Library warnings and progress bars off while a stand-in is built: they would be about the build, not about the learner's work."
-    from diffusers.utils import logging as dlog
-    from transformers.utils import logging as tlog
-    levels, bars = (dlog.get_verbosity(), tlog.get_verbosity()), (dlog.is_progress_bar_enabled(), tlog.is_progress_bar_enabled())
-    dlog.set_verbosity_error(); tlog.set_verbosity_error(); dlog.disable_progress_bar(); tlog.disable_progress_bar()
-    try: yield
-    finally:
-        dlog.set_verbosity(levels[0]); tlog.set_verbosity(levels[1])
-        if bars[0]: dlog.enable_progress_bar()
-        if bars[1]: tlog.enable_progress_bar()
 
 def _marker(folder: Path) -> dict:
     try: return json.loads((Path(folder) / 'sdfound.json').read_text())
@@ -94,7 +89,7 @@ def standin_folder(name: str = 'sd15-mini') -> Path:
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f'.{name}-', dir=folder.parent))  # build beside it, then swap in: never half a folder
     try:
-        with _quiet(): build_sd15(name).to(dtype=torch.float16).save_pretrained(tmp, safe_serialization=True)
+        with quiet_libraries(): build_sd15(name).to(dtype=torch.float16).save_pretrained(tmp, safe_serialization=True)
         (tmp / 'sdfound.json').write_text(json.dumps(marker, indent=1))
         shutil.rmtree(folder, ignore_errors=True)
         try: tmp.rename(folder)

@@ -12,19 +12,17 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from .core import fit, native_bf16, seed_everything, models_dir, batch_sampler
-from .data import DigitScenes, FONTS, COLOURS, caption, parse_caption
+from .train import fit, native_bf16, batch_sampler, plain_attention
+from .core import seed_everything, models_dir
+from .data import DigitScenes, TRAIN_FONTS, render_pictures, to_unit
 
 # %% auto #0
-__all__ = ['HELD_OUT_FAMILY', 'TRAIN_FONTS', 'TinyRecipe', 'quick_recipe', 'render_pictures', 'to_unit', 'clip_sampler',
-           'tiny_unet', 'plain_attention', 'sd_scheduler', 'unet_loss', 'TinyRun', 'start_run', 'train_clip_stage',
-           'train_vae_stage', 'train_evaluator_stage', 'train_perceptual_stage', 'decoder_loss', 'train_decoder_stage',
-           'check_parts', 'train_unet_stage', 'train_tiny', 'ship_model']
+__all__ = ['TinyRecipe', 'quick_recipe', 'clip_sampler', 'latent_sampler', 'tiny_unet', 'stage_done', 'mark_done', 'TinyRun',
+           'start_run', 'run_stage', 'train_clip_stage', 'train_vae_stage', 'classifier_stage', 'train_evaluator_stage',
+           'train_perceptual_stage', 'decoder_loss', 'train_decoder_stage', 'train_unet_stage', 'unet_batches',
+           'tiny_pipeline', 'train_tiny', 'ship_model']
 
 # %% ../nbs/10_tiny.ipynb #c6c6e64a
-HELD_OUT_FAMILY = 'Computer Modern Typewriter'
-TRAIN_FONTS = tuple(f for f, fam in FONTS.items() if fam != HELD_OUT_FAMILY)
-
 @dataclass
 class TinyRecipe:
     "Every knob of the tiny model's training, with the values the shipped model used."
@@ -35,15 +33,16 @@ class TinyRecipe:
     clip_images: int = 20_000        # CLIP learns from the first 20k pictures
     clip_steps: int = 1000
     clip_batch: int = 250            # pictures in a CLIP batch
-    clip_same_colour: bool = False   # batches of same-colour groups × 10 digits (the CLIP lesson) instead of random pictures:
-                                     # CLIP then reads digits better, yet the UNet drew the asked colour less often
+    # batches of same-colour groups × 10 digits (the CLIP lesson) instead of random pictures: CLIP then reads
+    # digits better, yet the UNet drew the asked colour less often
+    clip_same_colour: bool = False
     eval_steps: int = 2000           # 700 read 98.8% of the digits in the VAE's reconstructions, 2,000 read 99.8%
     eval_batch: int = 128
     vae_channels: tuple = (8, 16, 32, 64)
     vae_norm_groups: int = 1         # GroupNorm groups in the VAE: 8 (one channel each at 64×64) painted a corner blotch
     vae_steps: int = 2700
     vae_batch: int = 64
-    decoder_steps: int = 3000        # then the decoder alone, on the frozen encoder's latents (0: skip): sharper, even corners
+    decoder_steps: int = 3000        # then the decoder alone, on the frozen encoder's latents (0: skip): sharper
     decoder_lr: float = 3e-4
     decoder_perceptual: float = 0.3  # weight of its perceptual loss (0: none), from a classifier trained for it
     perceptual_steps: int = 700      # that classifier's training steps
@@ -52,12 +51,12 @@ class TinyRecipe:
     unet_steps: int = 6000
     unet_batch: int = 128
     unet_lr: float = 1e-3
-    unet_restart_at: int | None = 3000  # the learning rate decays over the first 3,000 steps, then restarts (see `lr_shape`)
-    unet_ema: float | None = None     # keep an exponential moving average of the UNet's (and text encoder's) weights with this decay, and ship it
+    unet_restart_at: int | None = 3000  # the learning rate decays over 3,000 steps, then restarts (see `lr_shape`)
+    unet_ema: float | None = None    # ship a moving average of the UNet's (and text encoder's) weights, this decay
     caption_dropout: float = 0.1
     snr_gamma: float | None = None   # Min-SNR loss weighting (None: plain MSE, as SD)
     train_text_encoder: bool = True  # fine-tune CLIP's text encoder with the UNet (SD freezes it)
-    mixed_precision: str = 'auto'    # 'bf16', 'no', or 'auto' (bf16 where the hardware multiplies it natively); the VAE stays float32
+    mixed_precision: str = 'auto'    # 'bf16', 'no', or 'auto' (bf16 where the hardware has it); the VAE stays float32
     check_images: int = 2000         # held-out pictures the evaluator and the VAE are checked on
 
 def quick_recipe(seed: int = 0) -> TinyRecipe:
@@ -67,81 +66,38 @@ def quick_recipe(seed: int = 0) -> TinyRecipe:
                       perceptual_steps=3, unet_channels=(16, 32, 32), unet_steps=3, unet_batch=16, check_images=200)
 
 # %% ../nbs/10_tiny.ipynb #c31b4080
-def render_pictures(ds: DigitScenes, progress: bool = True) -> tuple[torch.Tensor, list[str], dict]:
-    "All pictures of `ds` as a uint8 tensor (N,3,H,W), their captions, and their labels as tensors."
-    from tqdm.auto import tqdm
-    images = torch.empty(len(ds), 3, ds.res, ds.res, dtype=torch.uint8)
-    caps, labels = [], {k: torch.empty(len(ds), dtype=torch.long) for k in ('digit', 'fg', 'bg')}
-    for i in tqdm(range(len(ds)), desc='render', mininterval=5, disable=not progress):
-        images[i] = torch.from_numpy(np.array(ds.pil(i))).permute(2, 0, 1)
-        s = ds.scene(i)
-        caps.append(caption(s))
-        labels['digit'][i], labels['fg'][i], labels['bg'][i] = s.digit, COLOURS.index(s.fg), COLOURS.index(s.bg)
-    return images, caps, labels
-
-def to_unit(images_uint8: torch.Tensor) -> torch.Tensor: return images_uint8.float() / 127.5 - 1
-
 def clip_sampler(r: TinyRecipe, labels: dict):
-    "`step → indices` of CLIP's batches: random pictures, or with `r.clip_same_colour` groups of ten digits sharing their colours."
+    "`step → indices` of CLIP's batches: random pictures, or (`clip_same_colour`) groups of ten sharing colours."
     from sdfound.clip import same_colour_batches
     if not r.clip_same_colour: return batch_sampler(len(labels['digit']), r.clip_batch, r.seed)
-    if r.clip_batch < 10: raise ValueError(f"same-colour CLIP batches hold groups of 10 pictures; clip_batch {r.clip_batch} is too small")
+    if r.clip_batch < 10:
+        raise ValueError(f"same-colour CLIP batches hold groups of 10 pictures; clip_batch {r.clip_batch} is too small")
     return same_colour_batches(labels, r.clip_batch // 10, r.seed)
+
+def latent_sampler(vae, images: torch.Tensor, batch_size: int = 500):
+    "`(indices, generator) → latents`: a fresh draw from the VAE's distribution of each picture, encoded once."
+    with torch.no_grad():
+        dists = [vae.encode(to_unit(images[i:i + batch_size])).latent_dist for i in range(0, len(images), batch_size)]
+    mean, std = torch.cat([d.mean for d in dists]), torch.cat([d.std for d in dists])
+    return lambda i, g: mean[i] + std[i] * torch.randn(mean[i].shape, generator=g)
 
 # %% ../nbs/10_tiny.ipynb #b272f0bb
 def tiny_unet(channels=(64, 128, 128), cross_attention_dim: int = 128, layers_per_block: int = 1):
     "A `UNet2DConditionModel` for 8×8×4 latents with cross-attention on `cross_attention_dim`-wide text states."
     from diffusers import UNet2DConditionModel
-    return UNet2DConditionModel(sample_size=8, in_channels=4, out_channels=4, block_out_channels=tuple(channels), layers_per_block=layers_per_block,
+    return UNet2DConditionModel(sample_size=8, in_channels=4, out_channels=4, block_out_channels=tuple(channels),
+                                layers_per_block=layers_per_block,
                                 down_block_types=('CrossAttnDownBlock2D', 'CrossAttnDownBlock2D', 'DownBlock2D'),
                                 up_block_types=('UpBlock2D', 'CrossAttnUpBlock2D', 'CrossAttnUpBlock2D'),
                                 cross_attention_dim=cross_attention_dim, attention_head_dim=8, norm_num_groups=16)
 
-def plain_attention(model: torch.nn.Module) -> torch.nn.Module:
-    "Switch every diffusers and transformers model inside `model` to plain matmul-and-softmax attention; returns `model`."
-    from diffusers import ModelMixin
-    from diffusers.models.attention_processor import AttnProcessor
-    from transformers import PreTrainedModel
-    for m in model.modules():
-        if isinstance(m, ModelMixin) and hasattr(m, 'set_attn_processor'): m.set_attn_processor(AttnProcessor())
-        elif isinstance(m, PreTrainedModel): m.set_attn_implementation('eager')
-    return model
-
-def sd_scheduler(kind: str = 'pndm'):
-    "A `kind` ('pndm', 'ddim' or 'ddpm') scheduler with Stable Diffusion 1.x's noise schedule (scaled_linear β from 0.00085 to 0.012, 1000 steps)."
-    from diffusers import PNDMScheduler, DDIMScheduler, DDPMScheduler
-    kw = dict(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, beta_schedule='scaled_linear', steps_offset=1)
-    if kind == 'pndm':
-        s = PNDMScheduler(skip_prk_steps=True, set_alpha_to_one=False, **kw)
-        s.register_to_config(clip_sample=False)  # as in SD 1.5's config: DDIM/DDPM made from it must not clip latents
-        return s
-    if kind == 'ddim': return DDIMScheduler(clip_sample=False, set_alpha_to_one=False, **kw)
-    if kind == 'ddpm': return DDPMScheduler(clip_sample=False, **kw)
-    raise ValueError(f"unknown scheduler kind {kind!r}: choose 'pndm', 'ddim' or 'ddpm'")
-
-# %% ../nbs/10_tiny.ipynb #9b1df544
-def unet_loss(models: torch.nn.ModuleDict, batch: dict, noise_scheduler, snr_gamma: float | None = None) -> torch.Tensor:
-    "MSE between the noise added to latents and the UNet's prediction of it, conditioned on the captions (optionally Min-SNR weighted)."
-    z0 = batch['latents']
-    noise = torch.randn_like(z0)
-    t = torch.randint(0, noise_scheduler.config.num_train_timesteps, (len(z0),), device=z0.device)
-    zt = noise_scheduler.add_noise(z0, noise, t)
-    text = models['text_encoder'](batch['input_ids'])[0]
-    err = F.mse_loss(models['unet'](zt, t, text).sample, noise, reduction='none').mean((1, 2, 3))
-    if snr_gamma is None: return err.mean()
-    # Min-SNR (Hang et al. 2023): weight each picture by min(SNR, γ)/SNR, so the many nearly-clean, easy steps
-    # stop pulling against the noisy ones where the digit's shape is decided
-    abar = noise_scheduler.alphas_cumprod.to(z0.device)[t]
-    snr = abar / (1 - abar)
-    return (err * snr.clamp(max=snr_gamma) / snr).mean()
-
 # %% ../nbs/10_tiny.ipynb #78caca36
-def _stage_done(path: Path) -> bool: return (path / '.done').exists()
-def _mark_done(path: Path) -> None: (path / '.done').write_text(time.strftime('%Y-%m-%d %H:%M:%S'))
+def stage_done(path: Path) -> bool: return (path / '.done').exists()
+def mark_done(path: Path) -> None: (path / '.done').write_text(time.strftime('%Y-%m-%d %H:%M:%S'))
 
 @dataclass
 class TinyRun:
-    "What every stage of `train_tiny` shares: the output folder, the recipe, the rendered pictures, how to train, and the report."
+    "What every stage of `train_tiny` shares: the output folder, the recipe, the pictures, how to train, the report."
     out: Path
     recipe: TinyRecipe
     images: torch.Tensor   # (N,3,64,64) uint8
@@ -152,24 +108,31 @@ class TinyRun:
     progress: bool = True
     report: dict = field(default_factory=dict)
 
-    def ckpt(self, name: str) -> Path: return self.out / 'checkpoints' / name  # each stage its own: `fit` saves only the model it trains
+    def ckpt(self, name: str) -> Path:
+        "Stage `name`'s checkpoint folder: each stage its own, as `fit` saves only the model it trains."
+        return self.out / 'checkpoints' / name
+
     @property
     def is_main(self) -> bool:
         "Only the main process writes (under `accelerate launch` or `torchrun`, every process runs the recipe)."
         from accelerate import PartialState
         return PartialState().is_main_process
+
     def barrier(self) -> None:
         "Wait until every process gets here: what the main process wrote is then there for all to read."
         from accelerate import PartialState
         PartialState().wait_for_everyone()
+
     def timed(self, name: str, t0: float) -> None: self.report.setdefault('seconds', {})[name] = round(time.time() - t0, 1)
 
 def start_run(out, r: TinyRecipe, progress: bool = True) -> TinyRun:
     "Check the recipe, seed everything and render the recipe's pictures once."
     from accelerate import Accelerator
-    if r.mixed_precision not in ('auto', 'bf16', 'no'): raise ValueError(f"mixed_precision must be 'auto', 'bf16' or 'no', got {r.mixed_precision!r}")
+    if r.mixed_precision not in ('auto', 'bf16', 'no'):
+        raise ValueError(f"mixed_precision must be 'auto', 'bf16' or 'no', got {r.mixed_precision!r}")
     Accelerator()  # joins the processes `accelerate launch` or `torchrun` started (one process: nothing to join)
-    out = Path(out); out.mkdir(parents=True, exist_ok=True)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
     # bf16 autocast (weights stay float32): a tiny-UNet step on a CPU with AVX512-BF16 takes 0.53 s instead of 0.77
     bf16 = native_bf16() if r.mixed_precision == 'auto' else r.mixed_precision == 'bf16'
     seed_everything(r.seed)
@@ -180,185 +143,190 @@ def start_run(out, r: TinyRecipe, progress: bool = True) -> TinyRun:
     run.timed('render', t0)
     return run
 
+def run_stage(run: TinyRun, name: str, folder: Path, train, save, load):
+    """One stage: unless `folder` is marked done, `train()` it (resuming its checkpoint), `save` the result on the main
+    process and mark it done; then every process returns `load()`, so all go on from the same saved weights."""
+    if not stage_done(folder):
+        t0 = time.time()
+        trained = train()
+        if run.is_main:
+            save(trained)
+            mark_done(folder)
+        run.timed(name, t0)
+    run.barrier()
+    return load()
 
 # %% ../nbs/10_tiny.ipynb #b41d2e63
 def train_clip_stage(run: TinyRun):
     "1–2. The BPE tokenizer and CLIP, on the first `clip_images` pictures; returns the tokenizer."
     from transformers import CLIPModel, CLIPTokenizer
     from sdfound import clip as sclip
-    r, clip_dir = run.recipe, run.out / 'tiny-clip'
-    if not _stage_done(clip_dir):
-        t0, n = time.time(), r.clip_images
+    r, clip_dir, n = run.recipe, run.out / 'tiny-clip', run.recipe.clip_images
+    def train():
         tok = sclip.train_tokenizer(run.caps[:n], r.vocab_size)
         ids = sclip.tokenize(tok, run.caps[:n])
         model = CLIPModel(sclip.tiny_clip_config(tok, r.width))
         if run.cpu: plain_attention(model)
         pick = clip_sampler(r, {k: v[:n] for k, v in run.labels.items()})
-        get = lambda s: (lambda i: dict(input_ids=ids[i], pixel_values=to_unit(run.images[i])))(pick(s))
-        losses = fit(model, sclip.clip_loss, get, r.clip_steps, lr=1e-3, ckpt_dir=run.ckpt('clip'), desc='clip', bf16=run.bf16, progress=run.progress)
-        if run.is_main: model.save_pretrained(clip_dir); tok.save_pretrained(clip_dir); _mark_done(clip_dir)
+        def get(step):
+            i = pick(step)
+            return dict(input_ids=ids[i], pixel_values=to_unit(run.images[i]))
+        losses = fit(model, sclip.clip_loss, get, r.clip_steps, lr=1e-3, ckpt_dir=run.ckpt('clip'), desc='clip',
+                     bf16=run.bf16, progress=run.progress)
         run.report['clip_loss'] = [losses[0], float(np.mean(losses[-20:]))]
-        run.timed('clip', t0)
-    run.barrier()
-    return CLIPTokenizer.from_pretrained(clip_dir)
+        return model, tok
+    def save(trained):
+        for part in trained: part.save_pretrained(clip_dir)
+    return run_stage(run, 'clip', clip_dir, train, save, lambda: CLIPTokenizer.from_pretrained(clip_dir))
 
 def train_vae_stage(run: TinyRun):
     "3. The VAE, trained with `sdfound.vae.vae_loss`; returns it."
     from diffusers import AutoencoderKL
     from sdfound import vae as svae
     r, vae_dir = run.recipe, run.out / 'vae'
-    if not _stage_done(vae_dir):
-        t0 = time.time()
+    def train():
         vae = svae.tiny_vae(r.vae_channels, norm_groups=r.vae_norm_groups)
         pick = batch_sampler(len(run.images), r.vae_batch, r.seed + 3)
         # in float32: trained in bf16, this VAE gave back the wrong foreground colour 6% of the time instead of 1.6%
         fit(vae, svae.vae_loss, lambda s: dict(pixel_values=to_unit(run.images[pick(s)])), r.vae_steps, lr=1e-3,
             ckpt_dir=run.ckpt('vae'), desc='vae', progress=run.progress)
-        if run.is_main:
-            vae.register_to_config(scaling_factor=svae.compute_scaling_factor(vae, to_unit(run.images[:4096])))
-            vae.save_pretrained(vae_dir); _mark_done(vae_dir)
-        run.timed('vae', t0)
-    run.barrier()
-    return AutoencoderKL.from_pretrained(vae_dir).eval()
+        vae.register_to_config(scaling_factor=svae.compute_scaling_factor(vae, to_unit(run.images[:4096])))
+        return vae
+    return run_stage(run, 'vae', vae_dir, train, lambda vae: vae.save_pretrained(vae_dir),
+                     lambda: AutoencoderKL.from_pretrained(vae_dir).eval())
+
+def classifier_stage(run: TinyRun, name: str, steps: int, seed: int, make_batches, bf16: bool):
+    "A scene classifier trained `steps` steps on the batches `make_batches()` gives, under `run.out / name`."
+    from sdfound import evaluator as sev
+    folder = run.out / name
+    def train():
+        seed_everything(seed)  # its own draw: the same classifier whichever stages ran before it in this process
+        get = make_batches()
+        clf = sev.SceneClassifier()
+        fit(clf, sev.classifier_loss, get, steps, lr=2e-3, ckpt_dir=run.ckpt(name), desc=name, bf16=bf16,
+            progress=run.progress)
+        return clf
+    return run_stage(run, name, folder, train, lambda clf: sev.save_classifier(clf, folder),
+                     lambda: sev.load_classifier(folder))
 
 def train_evaluator_stage(run: TinyRun, vae):
     "5. The evaluator, on originals and `vae`'s reconstructions half and half; returns it."
-    from sdfound import vae as svae, evaluator as sev
-    r, ev_dir = run.recipe, run.out / 'evaluator'
-    n = min(len(run.images), 20_000)
-    if not _stage_done(ev_dir):
-        t0 = time.time()
-        seed_everything(r.seed + 2)  # its own draw: the same evaluator whichever stages ran before it in this process
-        # it will judge pictures that all came out of this VAE: a reader that only knows sharp pictures mistakes blur for another digit
-        recon = torch.cat([((svae.reconstruct(vae, to_unit(run.images[i:i + 500])) + 1) * 127.5).round().to(torch.uint8) for i in range(0, n, 500)])
-        clf = sev.SceneClassifier()
+    from sdfound import vae as svae
+    r, n = run.recipe, min(len(run.images), 20_000)
+    def make_batches():
+        # it will judge pictures that all came out of this VAE: a reader that only knows sharp pictures mistakes
+        # blur for another digit
+        recon = torch.cat([svae.reconstruct(vae, to_unit(run.images[i:i + 500])) for i in range(0, n, 500)])
+        recon = ((recon + 1) * 127.5).round().to(torch.uint8)
         pick = batch_sampler(n, r.eval_batch, r.seed + 5)
-        def get(s):
-            i = pick(s)
-            use_recon = torch.rand(len(i), generator=torch.Generator().manual_seed(s)) < 0.5
+        def get(step):
+            i = pick(step)
+            use_recon = torch.rand(len(i), generator=torch.Generator().manual_seed(step)) < 0.5
             x = torch.where(use_recon[:, None, None, None], recon[i], run.images[i])
             return dict(pixel_values=to_unit(x), **{k: v[i] for k, v in run.labels.items()})
-        fit(clf, sev.classifier_loss, get, r.eval_steps, lr=2e-3, ckpt_dir=run.ckpt('evaluator'), desc='evaluator', bf16=run.bf16, progress=run.progress)
-        if run.is_main: sev.save_classifier(clf, ev_dir); _mark_done(ev_dir)
-        run.timed('evaluator', t0)
-    run.barrier()
-    return sev.load_classifier(ev_dir)
+        return get
+    return classifier_stage(run, 'evaluator', r.eval_steps, r.seed + 2, make_batches, run.bf16)
 
 def train_perceptual_stage(run: TinyRun):
-    "4a. A second scene classifier, on original pictures only, whose features give the decoder a perceptual loss; returns it."
-    from sdfound import evaluator as sev
-    r, net_dir = run.recipe, run.out / 'perceptual'
-    if not _stage_done(net_dir):
-        t0, n = time.time(), min(len(run.images), 20_000)
-        # not the evaluator: a decoder taught to please the judge would then be graded by it
-        seed_everything(r.seed + 1)
-        clf = sev.SceneClassifier()
+    "4a. A second scene classifier, on original pictures only, whose features give the decoder a perceptual loss."
+    r, n = run.recipe, min(len(run.images), 20_000)
+    def make_batches():
         pick = batch_sampler(n, r.eval_batch, r.seed + 11)
-        get = lambda s: (lambda i: dict(pixel_values=to_unit(run.images[i]), **{k: v[i] for k, v in run.labels.items()}))(pick(s))
-        fit(clf, sev.classifier_loss, get, r.perceptual_steps, lr=2e-3, ckpt_dir=run.ckpt('perceptual'), desc='perceptual', progress=run.progress)
-        if run.is_main: sev.save_classifier(clf, net_dir); _mark_done(net_dir)
-        run.timed('perceptual', t0)
-    run.barrier()
-    return sev.load_classifier(net_dir).requires_grad_(False)
+        def get(step):
+            i = pick(step)
+            return dict(pixel_values=to_unit(run.images[i]), **{k: v[i] for k, v in run.labels.items()})
+        return get
+    # not the evaluator: a decoder taught to please the judge would then be graded by it
+    clf = classifier_stage(run, 'perceptual', r.perceptual_steps, r.seed + 1, make_batches, bf16=False)
+    return clf.requires_grad_(False)
 
 def decoder_loss(vae, batch: dict, perceptual=None, weight: float = 1.0) -> torch.Tensor:
-    "L1 + MSE between `batch['pixel_values']` and the decoding of `batch['latents']` (unscaled), plus `weight` × the MSE between the `perceptual` net's features of the two."
+    "L1 + MSE between the pictures and the decoding of `batch['latents']`, plus `weight` × a `perceptual` net's MSE."
     recon, x = vae.decode(batch['latents']).sample, batch['pixel_values']
     loss = F.l1_loss(recon, x) + F.mse_loss(recon, x)
     if perceptual is not None: loss = loss + weight * F.mse_loss(perceptual.features(recon), perceptual.features(x))
     return loss
 
 def train_decoder_stage(run: TinyRun, vae):
-    "4b. The decoder again, alone, on the frozen encoder's latents, with the perceptual loss: sharper pictures from the same latents; returns the VAE."
+    "4b. The decoder again, alone, on the frozen encoder's latents, with the perceptual loss; returns the VAE."
     from diffusers import AutoencoderKL
-    r, dec_dir = run.recipe, run.out / 'vae-decoder'
+    r, dec_dir, n = run.recipe, run.out / 'vae-decoder', min(len(run.images), 20_000)
     if not r.decoder_steps: return vae
-    if not _stage_done(dec_dir):
+    def train():
         perceptual = train_perceptual_stage(run) if r.decoder_perceptual else None
-        t0, n = time.time(), min(len(run.images), 20_000)
         # the encoder stays as it is, so the latents do too: a UNet trained on the VAE stage's latents still fits
         # this decoder. Stability sharpened SD's VAE this way
-        vae.encoder.requires_grad_(False); vae.quant_conv.requires_grad_(False)
-        with torch.no_grad(): dists = [vae.encode(to_unit(run.images[i:i + 500])).latent_dist for i in range(0, n, 500)]
-        mean, std = torch.cat([d.mean for d in dists]), torch.cat([d.std for d in dists])
-        pick = batch_sampler(n, r.vae_batch, r.seed + 7)
-        def get(s):
-            i = pick(s)
-            z = mean[i] + std[i] * torch.randn(mean[i].shape, generator=torch.Generator().manual_seed(r.seed * 7919 + s))
-            return dict(latents=z, pixel_values=to_unit(run.images[i]))
-        fit(vae, lambda m, b: decoder_loss(m, b, perceptual, r.decoder_perceptual), get, r.decoder_steps, lr=r.decoder_lr,
-            warmup=50, ckpt_dir=run.ckpt('decoder'), desc='decoder', progress=run.progress)
-        if run.is_main: vae.save_pretrained(dec_dir); _mark_done(dec_dir)
-        run.timed('decoder', t0)
-    run.barrier()
-    return AutoencoderKL.from_pretrained(dec_dir).eval()
-
-def check_parts(run: TinyRun, vae, clf, log=print) -> None:
-    "The evaluator reads held-out pictures, and the VAE keeps their digits and colours readable: into the report."
-    if not run.is_main: log = lambda *a: None  # one process says it
-    from sdfound import vae as svae, evaluator as sev
-    scenes = DigitScenes(run.recipe.check_images, seed=run.recipe.seed + 10_000, fonts=TRAIN_FONTS)
-    held_images, _, held = render_pictures(scenes)
-    x = to_unit(held_images)
-    accuracy = lambda pred: {k: float((pred[k] == held[k]).float().mean()) for k in pred}
-    run.report['evaluator_accuracy'] = accuracy(sev.classify(clf, x))
-    log(f"evaluator accuracy on held-out pictures: {run.report['evaluator_accuracy']}")
-    recon = torch.cat([svae.reconstruct(vae, x[i:i + 500]) for i in range(0, len(x), 500)])
-    run.report['vae_recon_accuracy'] = accuracy(sev.classify(clf, recon))
-    run.report['vae_recon_l1'] = float((recon - x).abs().mean())
-    run.report['vae_recon_psnr'] = float(svae.psnr(recon, x).mean())
-    log(f"evaluator on VAE reconstructions: {run.report['vae_recon_accuracy']}, L1 {run.report['vae_recon_l1']:.4f}, PSNR {run.report['vae_recon_psnr']:.2f} dB")
+        vae.encoder.requires_grad_(False)
+        vae.quant_conv.requires_grad_(False)
+        draw, pick = latent_sampler(vae, run.images[:n]), batch_sampler(n, r.vae_batch, r.seed + 7)
+        def get(step):
+            i = pick(step)
+            return dict(latents=draw(i, torch.Generator().manual_seed(r.seed * 7919 + step)),
+                        pixel_values=to_unit(run.images[i]))
+        fit(vae, lambda m, b: decoder_loss(m, b, perceptual, r.decoder_perceptual), get, r.decoder_steps,
+            lr=r.decoder_lr, warmup=50, ckpt_dir=run.ckpt('decoder'), desc='decoder', progress=run.progress)
+        return vae
+    return run_stage(run, 'decoder', dec_dir, train, lambda vae: vae.save_pretrained(dec_dir),
+                     lambda: AutoencoderKL.from_pretrained(dec_dir).eval())
 
 def train_unet_stage(run: TinyRun, vae, tok) -> None:
-    "6. The latents once, then the UNet (and the text encoder, if fine-tuned) on them; saves the whole pipeline in diffusers' layout."
-    from diffusers import StableDiffusionPipeline
+    "6. The UNet (and the text encoder, if fine-tuned) on the VAE's latents; saves the pipeline in diffusers' layout."
     from transformers import CLIPTextModel
+    from sdfound.ddpm import denoiser_loss
+    from sdfound.schedulers import sd_scheduler
+    r, pipe_dir = run.recipe, run.out / 'tiny'
+    def train():
+        text_encoder = CLIPTextModel.from_pretrained(run.out / 'tiny-clip').requires_grad_(r.train_text_encoder)
+        unet = tiny_unet(r.unet_channels, r.width, r.unet_layers)
+        models = torch.nn.ModuleDict(dict(unet=unet, text_encoder=text_encoder))
+        if run.cpu: plain_attention(models)
+        noise_scheduler, get = sd_scheduler('ddpm'), unet_batches(run, vae, tok)
+        losses = fit(models, lambda m, b: denoiser_loss(m, b, noise_scheduler, r.snr_gamma), get, r.unet_steps,
+                     lr=r.unet_lr, restart_at=r.unet_restart_at, ema=r.unet_ema, ckpt_dir=run.ckpt('unet'),
+                     desc='unet', bf16=run.bf16, progress=run.progress)
+        run.report['unet_loss'] = [losses[0], float(np.mean(losses[-50:]))]
+        return tiny_pipeline(unet, vae, text_encoder, tok)
+    def save(pipe): pipe.to(dtype=torch.float16).save_pretrained(pipe_dir, safe_serialization=True)
+    run_stage(run, 'unet', pipe_dir, train, save, lambda: None)
+
+def unet_batches(run: TinyRun, vae, tok):
+    "`step → batch` of the UNet stage: a fresh draw of each picture's latent, and its caption or (dropped) none."
     from sdfound import clip as sclip
-    r, pipe_dir, images = run.recipe, run.out / 'tiny', run.images
-    if _stage_done(pipe_dir): return
-    t0 = time.time()
-    ids = sclip.tokenize(tok, run.caps)
-    with torch.no_grad():
-        dists = [vae.encode(to_unit(images[i:i + 500])).latent_dist for i in range(0, len(images), 500)]
-    mean, std = torch.cat([d.mean for d in dists]), torch.cat([d.std for d in dists])
-    sf = vae.config.scaling_factor
-    empty = sclip.tokenize(tok, [''])[0]
-    text_encoder = CLIPTextModel.from_pretrained(run.out / 'tiny-clip')
-    text_encoder.requires_grad_(r.train_text_encoder)
-    models = torch.nn.ModuleDict(dict(unet=tiny_unet(r.unet_channels, r.width, r.unet_layers), text_encoder=text_encoder))
-    if run.cpu: plain_attention(models)
-    noise_scheduler = sd_scheduler('ddpm')
-    pick = batch_sampler(len(images), r.unet_batch, r.seed + 4)
-    def get(s):
-        i = pick(s)
-        g = torch.Generator().manual_seed(r.seed * 7919 + s)
-        z = (mean[i] + std[i] * torch.randn(mean[i].shape, generator=g)) * sf  # a fresh sample of each latent
-        drop = torch.rand(len(i), generator=g) < r.caption_dropout            # the empty caption teaches "no prompt"
+    r = run.recipe
+    ids, empty = sclip.tokenize(tok, run.caps), sclip.tokenize(tok, [''])[0]
+    draw, pick = latent_sampler(vae, run.images), batch_sampler(len(run.images), r.unet_batch, r.seed + 4)
+    def get(step):
+        i = pick(step)
+        g = torch.Generator().manual_seed(r.seed * 7919 + step)
+        z = draw(i, g) * vae.config.scaling_factor
+        drop = torch.rand(len(i), generator=g) < r.caption_dropout  # the empty caption teaches "no prompt"
         return dict(latents=z, input_ids=torch.where(drop[:, None], empty, ids[i]))
-    losses = fit(models, lambda m, b: unet_loss(m, b, noise_scheduler, r.snr_gamma), get, r.unet_steps, lr=r.unet_lr,
-                 restart_at=r.unet_restart_at, ema=r.unet_ema, ckpt_dir=run.ckpt('unet'), desc='unet', bf16=run.bf16, progress=run.progress)
-    run.report['unet_loss'] = [losses[0], float(np.mean(losses[-50:]))]
-    # shipped with DDIM: on the 3,000-step UNet, at 30 steps, PNDM drew 62% right digits and 57% right colours, DDIM 88% and 93%
-    pipe = StableDiffusionPipeline(vae=vae, text_encoder=models['text_encoder'], tokenizer=tok, unet=models['unet'],
-                                   scheduler=sd_scheduler('ddim'), safety_checker=None, feature_extractor=None,
-                                   requires_safety_checker=False)
-    if run.is_main: pipe.to(dtype=torch.float16).save_pretrained(pipe_dir, safe_serialization=True); _mark_done(pipe_dir)
-    run.timed('unet', t0)
-    run.barrier()
+    return get
+
+def tiny_pipeline(unet, vae, text_encoder, tokenizer):
+    "The tiny model's pipeline from its parts, with the DDIM scheduler it ships with."
+    from sdfound.schedulers import sd_scheduler
+    from sdfound.sd15 import assemble_pipeline
+    # DDIM: on the 3,000-step UNet, at 30 steps, PNDM drew 62% right digits and 57% right colours, DDIM 88% and 93%
+    return assemble_pipeline(unet, vae, text_encoder, tokenizer, sd_scheduler('ddim'))
 
 # %% ../nbs/10_tiny.ipynb #d63f4a85
 def train_tiny(out, recipe: TinyRecipe = TinyRecipe(), progress: bool = True, log=print) -> dict:
-    "Train every part of the tiny Stable Diffusion under folder `out`, stage by stage; returns a report of times and quality checks."
+    "Train every part of the tiny Stable Diffusion under folder `out`, stage by stage; returns a report."
+    from sdfound.evaluator import check_parts
     t_all = time.time()
     run = start_run(out, recipe, progress)
     tok = train_clip_stage(run)
-    vae = train_vae_stage(run)
-    vae = train_decoder_stage(run, vae)
+    vae = train_decoder_stage(run, train_vae_stage(run))
     clf = train_evaluator_stage(run, vae)  # learns from the reconstructions of the decoder that ships
     # the checks and the UNet start again from the recipe's seed, whatever ran before: a run resumed after any
     # stage, or a UNet variant trained on a finished run's parts (`bench/unet_variants.py`), trains the same UNet
     seed_everything(recipe.seed)
-    check_parts(run, vae, clf, log)
+    run.report.update(check_parts(vae, clf, recipe.check_images, recipe.seed + 10_000))
+    if run.is_main:  # one process says it
+        log(f"evaluator accuracy on held-out pictures: {run.report['evaluator_accuracy']}")
+        log(f"evaluator on VAE reconstructions: {run.report['vae_recon_accuracy']}, "
+            f"L1 {run.report['vae_recon_l1']:.4f}, PSNR {run.report['vae_recon_psnr']:.2f} dB")
     train_unet_stage(run, vae, tok)
     run.report['seconds_total'] = round(time.time() - t_all, 1)
     if run.is_main: (run.out / 'report.json').write_text(json.dumps(run.report, indent=1))
@@ -366,12 +334,12 @@ def train_tiny(out, recipe: TinyRecipe = TinyRecipe(), progress: bool = True, lo
 
 # %% ../nbs/10_tiny.ipynb #02f8c598
 def ship_model(run_dir, dest=None) -> dict:
-    "Copy a finished run's `tiny/`, `tiny-clip/` (as fp16) and `evaluator/` into `dest` (default: the package's models folder)."
+    "Copy a finished run's `tiny/`, `tiny-clip/` (as fp16) and `evaluator/` into `dest` (default: the package's)."
     import shutil
     from transformers import CLIPModel, CLIPTokenizer
     run_dir, dest = Path(run_dir), Path(dest) if dest else models_dir()
     for part in ('tiny', 'tiny-clip', 'evaluator'):
-        if not _stage_done(run_dir / part): raise FileNotFoundError(f"{run_dir / part} is not a finished stage")
+        if not stage_done(run_dir / part): raise FileNotFoundError(f"{run_dir / part} is not a finished stage")
     dest.mkdir(parents=True, exist_ok=True)
     for part in ('tiny', 'evaluator'):
         shutil.rmtree(dest / part, ignore_errors=True)
@@ -380,4 +348,5 @@ def ship_model(run_dir, dest=None) -> dict:
     CLIPModel.from_pretrained(run_dir / 'tiny-clip', dtype=torch.float16).save_pretrained(dest / 'tiny-clip')
     CLIPTokenizer.from_pretrained(run_dir / 'tiny-clip').save_pretrained(dest / 'tiny-clip')
     if (run_dir / 'report.json').exists(): shutil.copy(run_dir / 'report.json', dest / 'training-report.json')
-    return {p.name: round(sum(f.stat().st_size for f in p.rglob('*') if f.is_file()) / 2**20, 2) for p in dest.iterdir() if p.is_dir()}
+    size = lambda p: round(sum(f.stat().st_size for f in p.rglob('*') if f.is_file()) / 2**20, 2)
+    return {p.name: size(p) for p in dest.iterdir() if p.is_dir()}

@@ -93,7 +93,7 @@ def _sched():
     return sd_scheduler('ddim')
 
 def _fit(**kw):
-    from sdfound.core import fit
+    from sdfound.train import fit
     model = torch.nn.Linear(2, 1)
     args = dict(model=model, loss_fn=lambda m, b: m(b['x']).pow(2).mean(), get_batch=lambda s: dict(x=torch.randn(4, 2)), steps=2, progress=False)
     return fit(**{**args, **kw})

@@ -58,7 +58,7 @@ def test_image_grid_errors():
     with pytest.raises(ValueError, match='cannot hold'): image_grid([Image.new('RGB', (2, 2))] * 5, rows=2, cols=2)
 
 def test_fit_loss_falls_and_resume_matches_an_uninterrupted_run(tmp_path):
-    from sdfound.core import fit
+    from sdfound.train import fit
     xs = torch.linspace(-1, 1, 32)[:, None]
     loss_fn = lambda m, b: ((m(b['x']) - torch.sin(3 * b['x'])) ** 2).mean()
     batches = lambda step: dict(x=xs + 0.01 * torch.randn(xs.shape, generator=torch.Generator().manual_seed(step)))
@@ -77,11 +77,11 @@ def test_fit_loss_falls_and_resume_matches_an_uninterrupted_run(tmp_path):
     for pa, pb in zip(a.parameters(), b.parameters()): torch.testing.assert_close(pa, pb)
 
 def test_fit_rejects_zero_steps():
-    from sdfound.core import fit
+    from sdfound.train import fit
     with pytest.raises(ValueError, match='steps must be'): fit(torch.nn.Linear(1, 1), None, None, steps=0)
 
 def test_lr_shape_warms_up_decays_and_restarts():
-    from sdfound.core import lr_shape
+    from sdfound.train import lr_shape
     f = lr_shape(1000, warmup=100)
     assert f(0) == pytest.approx(0.01) and f(49) == pytest.approx(0.5, abs=0.01) and f(99) > 0.97  # linear warm-up
     assert f(500) == pytest.approx(0.55) and f(1000) == pytest.approx(0.1)       # cosine down to 10%
@@ -93,7 +93,7 @@ def test_lr_shape_warms_up_decays_and_restarts():
     assert [lr_shape(1000, restart_at=1000)(s) for s in range(1001)] == [f(s) for s in range(1001)]  # no restart left
 
 def test_fit_steps_with_the_lr_shape(monkeypatch):
-    from sdfound.core import fit, lr_shape
+    from sdfound.train import fit, lr_shape
     seen, step = [], torch.optim.AdamW.step
     def recording_step(self, *a, **k):
         seen.append(self.param_groups[0]['lr'])
@@ -104,7 +104,7 @@ def test_fit_steps_with_the_lr_shape(monkeypatch):
     assert seen == pytest.approx([0.5 * lr_shape(30, 5, 12)(s) for s in range(30)])
 
 def test_fit_in_bf16_mixed_precision_keeps_float32_weights():
-    from sdfound.core import fit
+    from sdfound.train import fit
     torch.manual_seed(0)
     net = torch.nn.Sequential(torch.nn.Linear(1, 16), torch.nn.Tanh(), torch.nn.Linear(16, 1))
     xs = torch.linspace(-1, 1, 32)[:, None]
@@ -118,7 +118,7 @@ def test_fit_in_bf16_mixed_precision_keeps_float32_weights():
     assert losses[-1] < losses[0] / 2
 
 def test_fit_with_ema_ends_on_the_moving_average_of_the_weights(monkeypatch):
-    from sdfound.core import fit
+    from sdfound.train import fit
     after, step = [], torch.optim.AdamW.step
     def recording_step(self, *a, **k):
         out = step(self, *a, **k)
@@ -136,7 +136,7 @@ def test_fit_with_ema_ends_on_the_moving_average_of_the_weights(monkeypatch):
         assert not torch.allclose(p, last)  # not the last step's weights
 
 def test_fit_with_ema_resumes_its_average(tmp_path):
-    from sdfound.core import fit
+    from sdfound.train import fit
     xs = torch.linspace(-1, 1, 32)[:, None]
     loss_fn = lambda m, b: ((m(b['x']) - torch.sin(3 * b['x'])) ** 2).mean()
     def net():
@@ -153,14 +153,14 @@ def test_fit_with_ema_resumes_its_average(tmp_path):
 
 @pytest.mark.parametrize('ema', [0, 1, 1.5, -0.1])
 def test_fit_rejects_an_ema_outside_0_1(ema):
-    from sdfound.core import fit
+    from sdfound.train import fit
     with pytest.raises(ValueError, match='ema must be'): fit(torch.nn.Linear(1, 1), None, None, steps=5, ema=ema)
 
 @pytest.mark.parametrize('cpuinfo,expected', [('flags : fpu avx512f avx512_bf16 sse', True), ('flags : fpu amx_bf16', True),
                                               ('flags : fpu avx2 avx512f', False), (None, False)])
 def test_native_bf16_reads_the_cpu_flags(monkeypatch, cpuinfo, expected):
     import pathlib
-    from sdfound.core import native_bf16
+    from sdfound.train import native_bf16
     def read_text(self, *a, **k):
         if cpuinfo is None: raise OSError('no /proc here')
         return cpuinfo

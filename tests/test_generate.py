@@ -102,7 +102,7 @@ def test_train_tiny_quick_runs_end_to_end(tmp_path):
     pipe = StableDiffusionPipeline.from_pretrained(tmp_path / 'run' / 'tiny', dtype=torch.float32, safety_checker=None, requires_safety_checker=False)
     img = pipe('a red 7 on a blue background', num_inference_steps=2, generator=torch.Generator().manual_seed(0)).images[0]
     assert img.size == (64, 64)
-    from sdfound.core import native_bf16
+    from sdfound.train import native_bf16
     assert json.loads((tmp_path / 'run' / 'report.json').read_text())['mixed_precision'] == ('bf16' if native_bf16() else 'no')
     # the same command resumes: every stage is already done, so it finishes without training again
     r2 = cli('train', 'tiny', '--quick', '--out', tmp_path / 'run')

@@ -50,7 +50,7 @@ def test_plain_attention_computes_what_the_fused_kernel_does():
     from transformers import CLIPModel, CLIPTokenizer
     from sdfound import clip as sclip
     from sdfound.core import models_dir
-    from sdfound.tiny import plain_attention
+    from sdfound.train import plain_attention
     torch.manual_seed(0)
     unet = tiny_unet((16, 32, 32), 32)
     z, t, text = torch.randn(4, 4, 8, 8), torch.tensor([1, 200, 500, 999]), torch.randn(4, 7, 32)

@@ -2,7 +2,7 @@
 import math, pytest, torch
 import torch.nn.functional as F
 from diffusers import AutoencoderKL
-from sdfound.core import fit
+from sdfound.train import fit
 from sdfound.data import DigitScenes
 from sdfound.vae import (ConvAutoencoder, autoencoder_loss, compute_scaling_factor, corner_errors, error_map, psnr,
                          reconstruct, tiny_vae)

@@ -4,7 +4,7 @@ import os, sys, torch, torch.distributed as dist
 from accelerate import Accelerator
 from transformers import CLIPModel
 from sdfound.clip import clip_loss, tiny_clip_config, train_tokenizer, tokenize
-from sdfound.core import process_share, end_processes
+from sdfound.train import process_share, end_processes
 from sdfound.data import DigitScenes
 
 state = Accelerator()  # reads how torchrun or accelerate launch set the processes up

@@ -1,7 +1,7 @@
 """Run by tests/test_distributed.py, with one process or under torchrun: `fit` two steps on a known batch, recording
 which samples each process saw and the gradients it stepped with."""
 import os, sys, torch, accelerate
-from sdfound.core import fit, end_processes
+from sdfound.train import fit, end_processes
 
 out = sys.argv[1]
 torch.manual_seed(0)
