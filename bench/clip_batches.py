@@ -14,7 +14,7 @@ from sdfound.train import fit
 from sdfound.core import seed_everything
 from sdfound.data import DigitScenes, COLOURS
 from sdfound.train import batch_sampler
-from sdfound.tiny import TRAIN_FONTS, render_pictures, to_unit
+from sdfound.data import TRAIN_FONTS, render_pictures, to_unit
 
 def zero_shot_digit(model, tok, images, labels) -> float:
     pictures = sclip.image_embeddings(model, to_unit(images))

@@ -14,19 +14,22 @@ import torch
 def measure(warmup: int = 3, timed: int = 10, batch: int = 32) -> dict:
     from accelerate import Accelerator
     from torch.profiler import profile, ProfilerActivity
-    from sdfound import parts, train
+    from sdfound import train
+    from sdfound.ddpm import denoiser_loss
+    from sdfound.schedulers import sd_scheduler
+    from sdfound.tiny import tiny_unet
     state = Accelerator()  # joins torchrun's processes (a `PartialState` made first would see one process)
     torch.manual_seed(0)
-    models = torch.nn.ModuleDict(dict(unet=parts.tiny_unet(), text_encoder=_text_encoder()))
+    models = torch.nn.ModuleDict(dict(unet=tiny_unet(), text_encoder=_text_encoder()))
     train.plain_attention(models)
-    sched = parts.sd_scheduler('ddpm')
+    sched = sd_scheduler('ddpm')
     g = torch.Generator().manual_seed(0)
     z, ids = torch.randn(batch, 4, 8, 8, generator=g), torch.randint(0, 400, (batch, 32), generator=g)
     times = []
     def clock(step, model):  # before each step: the time the previous one took
         times.append(time.perf_counter())
     with profile(activities=[ProfilerActivity.CPU]) as prof:
-        train.fit(models, lambda m, b: parts.denoiser_loss(m, b, sched), lambda s: dict(latents=z, input_ids=ids),
+        train.fit(models, lambda m, b: denoiser_loss(m, b, sched), lambda s: dict(latents=z, input_ids=ids),
                   warmup + timed + 1, warmup=1, progress=False, before_step=clock)
     seconds = (times[-1] - times[warmup]) / timed
     # gloo records one event per collective it runs, whoever asked for it (Python or DDP's reducer)

@@ -17,7 +17,7 @@ from sdfound.concepts import (CONCEPTS, concepts_dir, train_concept_judge, judge
 from sdfound.data import DigitScenes, parse_caption
 from sdfound.evaluator import load_classifier, classify, adherence, quality_prompts, generate_tensors
 from sdfound.pipelines import load_pipeline, train_textual_inversion, train_dreambooth, save_textual_inversion, save_dreambooth
-from sdfound.tiny import TRAIN_FONTS
+from sdfound.data import TRAIN_FONTS
 
 # what each run trains: the lesson's settings (8 pictures unless `pictures` says otherwise)
 RUNS = {

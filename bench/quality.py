@@ -13,7 +13,7 @@ from sdfound.data import DigitScenes, COLOURS
 from sdfound.evaluator import load_classifier, quality_prompts, prompt_adherence, generate_tensors, classify, fid
 from sdfound.pipelines import load_pipeline
 from sdfound.core import models_dir
-from sdfound.tiny import TRAIN_FONTS, to_unit
+from sdfound.data import TRAIN_FONTS, to_unit
 
 def main():
     ap = argparse.ArgumentParser()

@@ -12,7 +12,7 @@ from sdfound.evaluator import load_classifier, classify, adherence, fid, generat
 from sdfound.pipelines import load_pipeline, scheduler_classes
 from sdfound.sampling import encode_text, guided_noise, descend, decode, momentum, adam, sgd, generate_by_hand, parts
 from sdfound.schedulers import Euler
-from sdfound.tiny import TRAIN_FONTS
+from sdfound.data import TRAIN_FONTS
 
 RESULTS = Path(__file__).parent / 'results'
 

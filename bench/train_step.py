@@ -11,7 +11,8 @@ from transformers import CLIPModel, CLIPTextModel, CLIPTokenizer
 from sdfound import clip as sclip, vae as svae
 from sdfound.core import models_dir
 from sdfound.evaluator import SceneClassifier
-from sdfound.tiny import TinyRecipe, decoder_loss, tiny_unet, unet_loss, sd_scheduler
+from sdfound.tiny import TinyRecipe, decoder_loss, tiny_unet, unet_loss
+from sdfound.schedulers import sd_scheduler
 from sdfound.train import plain_attention
 
 def seconds_per_step(model, loss, bf16: bool, warmup: int = 3, timed: int = 8) -> float:

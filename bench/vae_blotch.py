@@ -18,7 +18,7 @@ import torch
 from diffusers import AutoencoderKL
 from sdfound.core import models_dir
 from sdfound.data import DigitScenes, COLOURS, PALETTE
-from sdfound.tiny import TRAIN_FONTS, render_pictures, to_unit
+from sdfound.data import TRAIN_FONTS, render_pictures, to_unit
 from sdfound.vae import corner_errors
 
 def corners(recon, x): return ' / '.join(f"{v:.1f}" for v in corner_errors((recon - x).abs().mean((0, 1)) * 127.5).values())

@@ -19,7 +19,8 @@ from sdfound.core import models_dir
 from sdfound.train import batch_sampler
 from sdfound.data import DigitScenes
 from sdfound.evaluator import load_classifier, classify
-from sdfound.tiny import TRAIN_FONTS, decoder_loss, render_pictures, to_unit
+from sdfound.data import TRAIN_FONTS, render_pictures, to_unit
+from sdfound.tiny import decoder_loss
 from sdfound.vae import corner_errors, psnr
 
 def widen(vae, channels, seed=0):

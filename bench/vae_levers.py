@@ -12,7 +12,7 @@ from sdfound.train import batch_sampler, fit
 from sdfound.core import seed_everything
 from sdfound.data import DigitScenes
 from sdfound.evaluator import load_classifier, classify
-from sdfound.tiny import TRAIN_FONTS, render_pictures, to_unit
+from sdfound.data import TRAIN_FONTS, render_pictures, to_unit
 from sdfound.vae import corner_errors, psnr, reconstruct, tiny_vae, vae_loss
 
 def build(k):

@@ -12,7 +12,7 @@ from sdfound.core import image_grid
 from diffusers import AutoencoderKL
 from sdfound.data import DigitScenes
 from sdfound.evaluator import load_classifier, classify
-from sdfound.tiny import TRAIN_FONTS, render_pictures, to_unit
+from sdfound.data import TRAIN_FONTS, render_pictures, to_unit
 from sdfound.vae import corner_errors, psnr, reconstruct
 
 def main(folders, evaluator=None, misread=None):

@@ -14,7 +14,7 @@ from PIL import Image
 from .core import get_device, default_model
 
 # %% auto #0
-__all__ = ['MODEL_IDS', 'OFFLINE_MODELS', 'scheduler_classes', 'ModelNotFound', 'resolve_model', 'hub_reachable', 'load_pipeline', 'img2img_from', 'is_tiny', 'for_model', 'image_size', 'enlarge', 'generators', 'noise_predictions', 'guide', 'img2img_timesteps', 'decode_latents', 'LatentsCallback', 'latents_callback', 'cuda_peak', 'encode_images', 'tokenize_prompts', 'denoising_loss', 'denoiser_loss', 'add_token', 'concept_tokens', 'train_textual_inversion', 'plot_training', 'save_textual_inversion', 'add_lora', 'train_dreambooth', 'save_dreambooth']
+__all__ = ['MODEL_IDS', 'OFFLINE_MODELS', 'scheduler_classes', 'ModelNotFound', 'resolve_model', 'hub_reachable', 'load_pipeline', 'img2img_from', 'is_tiny', 'for_model', 'image_size', 'enlarge', 'generators', 'noise_predictions', 'guide', 'img2img_timesteps', 'decode_latents', 'LatentsCallback', 'latents_callback', 'cuda_peak', 'encode_images']
 
 # %% ../nbs/02_pipelines.ipynb #7d05cc79
 MODEL_IDS = {'sd15': 'stable-diffusion-v1-5/stable-diffusion-v1-5', 'sd14': 'CompVis/stable-diffusion-v1-4'}
@@ -177,186 +177,14 @@ def cuda_peak(fn, *args, **kwargs) -> tuple:
     torch.cuda.synchronize()
     return out, torch.cuda.max_memory_allocated() / 2**20, time.perf_counter() - t0
 
-# %% ../nbs/03_pipelines_concepts.ipynb #853e8052
+# %% ../nbs/03b_personalize.ipynb #853e8052
 @torch.no_grad()
 def encode_images(pipe, images: list[Image.Image], batch_size: int = 64) -> torch.Tensor:
     "PIL pictures → latents: the mean of the VAE's encoding, times its scaling factor, as the UNet expects them."
     if not images: raise ValueError("no images to encode")
     size = image_size(pipe)
-    if any(im.size != (size, size) for im in images): raise ValueError(f"this model needs {size}×{size} pictures, got sizes {sorted({im.size for im in images})}")
+    if any(im.size != (size, size) for im in images):
+        raise ValueError(f"this model needs {size}×{size} pictures, got sizes {sorted({im.size for im in images})}")
     x = pipe.image_processor.preprocess(images).to(pipe.device, pipe.vae.dtype)
     z = torch.cat([pipe.vae.encode(x[i:i + batch_size]).latent_dist.mean for i in range(0, len(x), batch_size)])
     return z * pipe.vae.config.scaling_factor
-
-def tokenize_prompts(pipe, prompts: list[str]) -> torch.Tensor:
-    "Token ids of `prompts` as the pipeline makes them: a learned word of several vectors written out as its tokens, padded to the tokenizer's full length, on the pipeline's device."
-    prompts = [pipe.maybe_convert_prompt(p, pipe.tokenizer) for p in prompts]  # '<w>' → '<w> <w>_1 …', as when drawing
-    return pipe.tokenizer(prompts, padding='max_length', max_length=pipe.tokenizer.model_max_length, truncation=True, return_tensors='pt').input_ids.to(pipe.device)
-
-# %% ../nbs/03_pipelines_concepts.ipynb #4bb000b9
-@torch.no_grad()
-def denoising_loss(pipe, latents: torch.Tensor, prompts: list[str], seed: int = 0, repeats: int = 4) -> float:
-    "Mean noise-prediction MSE on `latents` captioned by `prompts`, with noise and time steps fixed by `seed` (lower: the prompts explain the pictures better)."
-    from diffusers import DDPMScheduler
-    if len(latents) != len(prompts): raise ValueError(f"need one prompt per latent, got {len(latents)} latents and {len(prompts)} prompts")
-    sched, g = DDPMScheduler.from_config(pipe.scheduler.config), torch.Generator().manual_seed(seed)
-    text = pipe.text_encoder(tokenize_prompts(pipe, prompts))[0]
-    losses = []
-    for _ in range(repeats):
-        noise = torch.randn(latents.shape, generator=g).to(latents)
-        t = torch.randint(0, sched.config.num_train_timesteps, (len(latents),), generator=g).to(latents.device)
-        eps = pipe.unet(sched.add_noise(latents, noise, t), t, encoder_hidden_states=text).sample
-        losses.append(torch.nn.functional.mse_loss(eps.float(), noise.float()).item())
-    return float(np.mean(losses))
-
-# %% ../nbs/03_pipelines_concepts.ipynb #9b42b7b9
-def _check_training(pipe, images, prompts, what: str) -> None:
-    if pipe.unet.dtype != torch.float32: raise ValueError(f"{what} trains in float32, but this pipeline is {pipe.unet.dtype}: load it with dtype=torch.float32")
-    if isinstance(prompts, str): raise ValueError("prompts must be a list, one per image")
-    if len(images) == 0 or len(images) != len(prompts): raise ValueError(f"need one prompt per image and at least one image, got {len(images)} images and {len(prompts)} prompts")
-
-def denoiser_loss(models: torch.nn.ModuleDict, batch: dict, noise_scheduler) -> torch.Tensor:
-    "The UNet's noise-prediction MSE, with the batch's time steps spread evenly over the schedule (a steadier loss curve)."
-    z0 = batch['latents']; n, T = len(z0), noise_scheduler.config.num_train_timesteps
-    t = ((torch.randperm(n, device=z0.device) + torch.rand(n, device=z0.device)) * T / n).long().clamp(max=T - 1)  # one per slice
-    noise = torch.randn_like(z0)
-    text = models['text_encoder'](batch['input_ids'])[0]
-    return torch.nn.functional.mse_loss(models['unet'](noise_scheduler.add_noise(z0, noise, t), t, text).sample, noise)
-
-def _fit_denoiser(pipe, get_batch, steps: int, lr: float, seed: int, desc: str, progress: bool, probe: tuple, probe_every: int = 10) -> dict:
-    "Train what requires grad in `pipe` with `denoiser_loss` (via `sdfound.core.fit`), measuring `denoising_loss(pipe, *probe)` every `probe_every` steps."
-    from diffusers import DDPMScheduler
-    from sdfound.train import fit
-    from sdfound.core import seed_everything
-    noise_scheduler = DDPMScheduler.from_config(pipe.scheduler.config)  # the same noise schedule, as a training-time scheduler
-    models = torch.nn.ModuleDict(dict(unet=pipe.unet, text_encoder=pipe.text_encoder))
-    log = dict(loss=[], probe_step=[], probe=[])
-    def measure(step): log['probe_step'].append(step); log['probe'].append(denoising_loss(pipe, *probe))
-    def get(step):  # fit asks for each step's batch just before the step: measure there
-        if step % probe_every == 0: measure(step)
-        return get_batch(step)
-    seed_everything(seed)
-    log['loss'] = fit(models, lambda m, b: denoiser_loss(m, b, noise_scheduler), get, steps, lr=lr, weight_decay=0.0,
-                      warmup=min(10, steps), desc=desc, progress=progress)
-    measure(steps)
-    return log
-
-# %% ../nbs/03_pipelines_concepts.ipynb #b5f1f9ce
-def add_token(pipe, token: str, init_token: str | None = None) -> int:
-    "Add `token` to `pipe`'s tokenizer and give it an embedding row: a copy of `init_token`'s, or the average row. Returns its id."
-    tok, te = pipe.tokenizer, pipe.text_encoder
-    if token in tok.get_vocab() or len(tok.tokenize(token)) == 1:
-        raise ValueError(f"{token!r} is already a token of this tokenizer ({tok.tokenize(token)[0]!r}): pick a new word, like '<my-concept>'")
-    init_ids = None if init_token is None else tok(init_token, add_special_tokens=False).input_ids
-    if init_ids is not None and len(init_ids) != 1: raise ValueError(f"init_token must be a single token; {init_token!r} is {tok.tokenize(init_token)}")
-    tok.add_tokens(token); te.resize_token_embeddings(len(tok))
-    tid, emb = tok.convert_tokens_to_ids(token), te.get_input_embeddings().weight
-    with torch.no_grad(): emb[tid] = emb[:tid].mean(0) if init_ids is None else emb[init_ids[0]]
-    return tid
-
-# %% ../nbs/03_pipelines_concepts.ipynb #da3d7426
-def concept_tokens(token: str, vectors: int = 1) -> list[str]:
-    "The tokens a concept of `vectors` embedding vectors uses, named as diffusers names them: `token`, `token_1`, …"
-    return [token] + [f'{token}_{i}' for i in range(1, vectors)]
-
-def train_textual_inversion(pipe, images: list[Image.Image], prompts: list[str], token: str = '<concept>', init_token: str | None = None,
-                            steps: int = 150, lr: float = 2e-3, batch_size: int = 8, vectors: int = 1, seed: int = 0, progress: bool = True) -> dict:
-    "Add `token` to `pipe` (as `vectors` new tokens, which prompts write as `token` alone) and learn their embeddings alone (all else frozen) to denoise `images` captioned by `prompts`; returns the losses."
-    from sdfound.train import batch_sampler
-    _check_training(pipe, images, prompts, 'textual inversion')
-    if not all(token in p for p in prompts): raise ValueError(f"every prompt must contain the new token {token!r}")
-    if not isinstance(vectors, int) or vectors < 1: raise ValueError(f"vectors must be an int ≥ 1, got {vectors!r}")
-    tokens = concept_tokens(token, vectors)
-    for t in tokens:
-        if t in pipe.tokenizer.get_vocab(): raise ValueError(f"{t!r} is already a token of this tokenizer: pick a new word, like '<my-concept>'")
-    latents = encode_images(pipe, images)
-    tids = [add_token(pipe, t, init_token) for t in tokens]  # `tokenize_prompts` writes the word out as these tokens
-    ids, emb = tokenize_prompts(pipe, prompts), pipe.text_encoder.get_input_embeddings().weight
-    pipe.unet.requires_grad_(False); pipe.text_encoder.requires_grad_(False); emb.requires_grad_(True)
-    only_new = torch.zeros(len(emb), 1, device=emb.device, dtype=emb.dtype); only_new[tids] = 1
-    hook = emb.register_hook(lambda g: g * only_new)  # every other row gets a zero gradient: Adam leaves it exactly as it was
-    pick = batch_sampler(len(latents), min(batch_size, len(latents)), seed)
-    try: return _fit_denoiser(pipe, lambda s: (lambda i: dict(latents=latents[i], input_ids=ids[i]))(pick(s)), steps, lr, seed,
-                              'textual inversion', progress, probe=(latents, prompts))
-    finally: hook.remove(); emb.requires_grad_(False)
-
-# %% ../nbs/03_pipelines_concepts.ipynb #8ea58395
-def plot_training(log: dict, title: str = '') -> None:
-    "Two panels: the training loss (smoothed over 10 steps) and the fixed-noise loss measured on the training pictures."
-    import matplotlib.pyplot as plt
-    fig, (a, b) = plt.subplots(1, 2, figsize=(9, 2.6))
-    k = min(10, len(log['loss']))
-    a.plot(np.convolve(log['loss'], np.ones(k) / k, 'valid')); a.set_title('training loss (smoothed)', fontsize=9); a.set_xlabel('step')
-    b.plot(log['probe_step'], log['probe'], 'o-'); b.set_title('same pictures, fixed noise', fontsize=9); b.set_xlabel('step')
-    fig.suptitle(title); fig.tight_layout(); plt.show()
-
-# %% ../nbs/03_pipelines_concepts.ipynb #bbb9ad12
-def _new_output(path: Path) -> Path:
-    "`path`, refused if something is there already: training outputs are never overwritten."
-    if path.exists(): raise FileExistsError(f"{path} exists already: choose a new name, or delete it first")
-    return path
-
-def save_textual_inversion(pipe, token: str, path, dtype: torch.dtype = torch.float16) -> Path:
-    "Save `token`'s embedding — all its vectors (`token`, `token_1`, …) — as diffusers' textual-inversion file `{token: (vectors, dim) tensor}` (a folder gets `learned_embeds.safetensors`), in `dtype`."
-    from safetensors.torch import save_file
-    vocab = pipe.tokenizer.get_vocab()
-    if token not in vocab: raise ValueError(f"{token!r} is not in this pipeline's tokenizer: train or load it first")
-    n = 1
-    while f'{token}_{n}' in vocab: n += 1
-    path = Path(path)
-    if path.suffix != '.safetensors': path = path / 'learned_embeds.safetensors'
-    _new_output(path).parent.mkdir(parents=True, exist_ok=True)
-    rows = pipe.text_encoder.get_input_embeddings().weight[pipe.tokenizer.convert_tokens_to_ids(concept_tokens(token, n))]
-    save_file({token: rows.detach().to('cpu', dtype).contiguous()}, path)
-    return path
-
-# %% ../nbs/03_pipelines_concepts.ipynb #126dd633
-def add_lora(unet, rank: int = 8) -> list[torch.nn.Parameter]:
-    "Give `unet` a LoRA adapter (`peft`) of `rank` on its attention projections and resnet convolutions; returns the adapter's weights, the only ones left trainable."
-    try: from peft import LoraConfig
-    except ImportError: raise ImportError("LoRA needs the `peft` package: pip install 'sdfound[lessons]'") from None
-    if not isinstance(rank, int) or rank < 1: raise ValueError(f"rank must be an int ≥ 1, got {rank!r}")
-    unet.add_adapter(LoraConfig(r=rank, lora_alpha=rank, init_lora_weights='gaussian',
-                                target_modules=['to_q', 'to_k', 'to_v', 'to_out.0', 'conv1', 'conv2']))
-    unet.requires_grad_(False)
-    params = [p for n, p in unet.named_parameters() if 'lora_' in n]
-    for p in params: p.requires_grad_(True)
-    return params
-
-def train_dreambooth(pipe, images: list[Image.Image], prompts: list[str], word: str, steps: int = 100, lr: float = 5e-5, batch_size: int = 4,
-                     prior_images: list[Image.Image] | None = None, prior_prompts: list[str] | None = None, lora_rank: int | None = None,
-                     seed: int = 0, progress: bool = True) -> dict:
-    "Fine-tune `pipe`'s UNet (or, with `lora_rank`, a LoRA adapter on it) on a few `images` named in their `prompts` by the rare `word`; optional prior pictures, captioned without the word, keep what the model knew."
-    from sdfound.train import batch_sampler
-    _check_training(pipe, images, prompts, 'Dreambooth')
-    if not all(word in p for p in prompts): raise ValueError(f"every prompt must contain the rare word {word!r}: it is what the model learns to draw the subject for")
-    if (prior_images is None) != (prior_prompts is None): raise ValueError("give both prior_images and prior_prompts, or neither")
-    if lora_rank is not None and (not isinstance(lora_rank, int) or lora_rank < 1): raise ValueError(f"lora_rank must be an int ≥ 1 (or None: the whole UNet), got {lora_rank!r}")
-    if prior_images is not None:
-        _check_training(pipe, prior_images, prior_prompts, 'Dreambooth')
-        if any(word in p for p in prior_prompts): raise ValueError(f"prior prompts must not contain the rare word {word!r}: they show what the model drew without it")
-    z, ids = encode_images(pipe, images), tokenize_prompts(pipe, prompts)
-    pick = batch_sampler(len(z), min(batch_size, len(z)), seed)
-    if prior_images is not None:
-        pz, pids, ppick = encode_images(pipe, prior_images), tokenize_prompts(pipe, prior_prompts), batch_sampler(len(prior_images), min(batch_size, len(prior_images)), seed + 1)
-    def get(s):
-        i = pick(s)
-        if prior_images is None: return dict(latents=z[i], input_ids=ids[i])
-        j = ppick(s)  # half the batch from the subject, half from the prior: the two losses weigh the same
-        return dict(latents=torch.cat([z[i], pz[j]]), input_ids=torch.cat([ids[i], pids[j]]))
-    pipe.text_encoder.requires_grad_(False); pipe.vae.requires_grad_(False)
-    trained = add_lora(pipe.unet, lora_rank) if lora_rank is not None else list(pipe.unet.requires_grad_(True).parameters())
-    try: return _fit_denoiser(pipe, get, steps, lr, seed, 'dreambooth', progress, probe=(z, prompts))
-    finally:
-        for p in trained: p.requires_grad_(False)
-
-def save_dreambooth(pipe, path) -> Path:
-    "Save a Dreambooth result where plain diffusers loads it: a LoRA adapter as fp16 `pytorch_lora_weights.safetensors` (`pipe.load_lora_weights(path)`), a fine-tuned UNet as a whole pipeline (`from_pretrained(path)`)."
-    from diffusers import StableDiffusionPipeline
-    path = _new_output(Path(path))
-    if getattr(pipe.unet, 'peft_config', None):
-        from peft.utils import get_peft_model_state_dict
-        lora = {k: v.to(torch.float16) for k, v in get_peft_model_state_dict(pipe.unet).items()}
-        StableDiffusionPipeline.save_lora_weights(path, unet_lora_layers=lora)
-    else: pipe.save_pretrained(path)
-    return path

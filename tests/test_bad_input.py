@@ -89,7 +89,7 @@ def test_cli_refuses_float16_on_the_cpu(files):
 
 # Python functions the lessons call
 def _sched():
-    from sdfound.tiny import sd_scheduler
+    from sdfound.schedulers import sd_scheduler
     return sd_scheduler('ddim')
 
 def _fit(**kw):

@@ -25,7 +25,7 @@ def test_shipped_folder_loads_offline_with_from_pretrained(monkeypatch):
         assert all(t.dtype == torch.float16 for t in load_file(f).values()), part
 
 def test_sd_scheduler_kinds():
-    from sdfound.tiny import sd_scheduler
+    from sdfound.schedulers import sd_scheduler
     for kind, name in (('pndm', 'PNDMScheduler'), ('ddim', 'DDIMScheduler'), ('ddpm', 'DDPMScheduler')):
         s = sd_scheduler(kind)
         assert type(s).__name__ == name and s.config.beta_schedule == 'scaled_linear' and s.config.clip_sample is False

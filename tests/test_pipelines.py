@@ -11,7 +11,7 @@ from sdfound.pipelines import (load_pipeline, img2img_from, is_tiny, for_model, 
                                guide, decode_latents, img2img_timesteps, latents_callback, cuda_peak, encode_images, tokenize_prompts,
                                denoising_loss, add_token, train_textual_inversion, save_textual_inversion, train_dreambooth,
                                save_dreambooth, concept_tokens)
-from sdfound.tiny import sd_scheduler
+from sdfound.schedulers import sd_scheduler
 
 pytestmark = pytest.mark.filterwarnings('ignore::DeprecationWarning', 'ignore::FutureWarning')
 PROMPT = 'a red 7 on a blue background'

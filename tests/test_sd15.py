@@ -53,7 +53,7 @@ def mini():
 
 def test_sd15_mini_has_sd15s_outer_shapes(mini):
     from sdfound.pipelines import image_size, is_tiny
-    from sdfound.tiny import sd_scheduler
+    from sdfound.schedulers import sd_scheduler
     assert not is_tiny(mini) and image_size(mini) == 512 and has_random_weights('sd15-mini')
     ids = tokenize(mini.tokenizer, ['a photograph of an astronaut riding a horse'])
     with torch.no_grad():

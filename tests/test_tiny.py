@@ -1,6 +1,7 @@
 "The tiny recipe's pieces: the UNet's shape knobs and the training loss."
 import pytest, torch
-from sdfound.tiny import tiny_unet, sd_scheduler, unet_loss, TinyRecipe
+from sdfound.tiny import tiny_unet, unet_loss, TinyRecipe
+from sdfound.schedulers import sd_scheduler
 
 class _TextEncoder(torch.nn.Module):
     "Stands in for CLIP's text encoder: token ids → (batch, tokens, width) states."

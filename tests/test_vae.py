@@ -100,7 +100,7 @@ def test_shipped_evaluator_reads_what_the_shipped_vae_gives_back(shipped_vae):
     # the evaluator judges pictures that all come out of this decoder: it must read them almost as well as the
     # originals (0.4's evaluator misread 3 of these 500 reconstructions' digits, and 9 of 0.4's VAE's)
     from sdfound.evaluator import classify, load_classifier
-    from sdfound.tiny import TRAIN_FONTS, render_pictures, to_unit
+    from sdfound.data import TRAIN_FONTS, render_pictures, to_unit
     images, _, labels = render_pictures(DigitScenes(500, seed=31_337, fonts=TRAIN_FONTS), progress=False)
     x, clf = to_unit(images), load_classifier()
     for pics in (x, reconstruct(shipped_vae, x)):
