@@ -11,8 +11,7 @@ from pathlib import Path
 from PIL import Image
 
 # %% auto #0
-__all__ = ['DTYPES', 'UsageError', 'check_output_path', 'save_png', 'scenes_grid', 'check_generate_options', 'embedding_token',
-           'generate', 'build_parser', 'main']
+__all__ = ['UsageError', 'check_output_path', 'save_png', 'scenes_grid', 'build_parser', 'main']
 
 # %% ../nbs/90_cli.ipynb #b0f8c4d4
 class UsageError(ValueError):
@@ -51,36 +50,15 @@ def _scenes(args) -> None:
     save_png(scenes_grid(args.n, args.seed), out)
     print(f"wrote {out} ({args.n} DigitScenes pictures, seed {args.seed})")
 
-# %% ../nbs/90_cli.ipynb #51af5fdb
-DTYPES = ('float32', 'bfloat16', 'float16')  # the number formats `generate` computes in
-
-def check_generate_options(prompt, steps=30, guidance=7.5, n=1, seed=0, strength=None, init_image=False, scheduler=None, dtype=None) -> None:
-    "Every option of `generate` checked before any work: a `UsageError` (a `ValueError`) naming the first bad one. `strength` is checked only with an `init_image`."
-    from sdfound.core import get_device, check_number
-    from sdfound.pipelines import scheduler_classes
-    isint = lambda v: isinstance(v, int) and not isinstance(v, bool)
-    if not isinstance(prompt, str) or not prompt.strip(): raise UsageError(f"the prompt must be some text, got {prompt!r}")
-    # argparse's float() takes 'nan' and 'inf': check_number refuses them, as every other non-finite number
-    try: check_number('--steps', steps, 1, integer=True); check_number('--guidance', guidance, 0); check_number('--seed', seed, 0, integer=True)
-    except ValueError as e: raise UsageError(str(e)) from None
-    if not isint(n) or not 1 <= n <= 64: raise UsageError(f"-n must be between 1 and 64, got {n!r}")
-    if strength is not None and init_image:
-        # strength s runs the last int(steps·s) steps: none at all would hand back the init picture untouched
-        if not isinstance(strength, (int, float)) or not (math.isfinite(strength) and 0 < strength <= 1): raise UsageError(f"--strength must be in (0, 1], got {strength!r}")
-        if int(steps * strength) < 1:
-            raise UsageError(f"--strength {strength} with --steps {steps} runs no step (int(steps × strength) = 0): raise either")
-    if scheduler is not None and scheduler not in scheduler_classes():
-        raise UsageError(f"unknown scheduler {scheduler!r}; choose one of: {', '.join(scheduler_classes())}")
-    if dtype is not None and dtype not in DTYPES: raise UsageError(f"unknown --dtype {dtype!r}; choose one of: {', '.join(DTYPES)}")
-    if dtype == 'float16' and get_device()[0].type == 'cpu':  # PyTorch's CPU float16 kernels are slow or missing
-        raise UsageError("--dtype float16 needs a GPU; on the CPU use float32 or bfloat16")
-
+# %% ../nbs/90_cli.ipynb #af13c43e
 def _check_generate(args) -> None:
+    from sdfound.pipelines import check_generate_options
     if args.strength is not None and args.init_image is None: raise UsageError("--strength needs --init-image")
-    check_generate_options(args.prompt, args.steps, args.guidance, args.n, args.seed, args.strength, args.init_image is not None, args.scheduler, args.dtype)
+    try: check_generate_options(args.prompt, args.steps, args.guidance, args.n, args.seed, args.strength,
+                                args.init_image is not None, args.scheduler, args.dtype)
+    except ValueError as e: raise UsageError(str(e)) from None
     check_output_path(args.output)
 
-# %% ../nbs/90_cli.ipynb #1566bfec
 def _read_init_image(path: str) -> Image.Image:
     if Path(path).is_dir(): raise UsageError(f"init image {path!r} is a folder, not a picture")
     if not Path(path).is_file(): raise UsageError(f"init image {path!r} does not exist")
@@ -88,61 +66,17 @@ def _read_init_image(path: str) -> Image.Image:
         with Image.open(path) as im: return im.convert('RGB')
     except Exception as e: raise UsageError(f"cannot read init image {path!r}: {type(e).__name__}") from None
 
-def _warn_if_truncated(tokenizer, prompts) -> None:
-    for p in prompts:
-        if p is None: continue
-        n = len(tokenizer(p, verbose=False).input_ids)
-        if n > tokenizer.model_max_length:
-            print(f"warning: the prompt is {n} tokens; the model reads only the first {tokenizer.model_max_length} (with start and end), the rest is ignored", file=sys.stderr)
-
-def embedding_token(path) -> str:
-    "The word a textual-inversion file (`{token: (1, dim) tensor}` in safetensors) teaches, checked before any model loads."
-    from safetensors import safe_open
-    if not Path(path).is_file(): raise UsageError(f"embedding {str(path)!r} does not exist" + (" (it is a folder: name the .safetensors file in it)" if Path(path).is_dir() else ''))
-    try:
-        with safe_open(str(path), 'pt') as f: keys = list(f.keys())
-    except Exception as e: raise UsageError(f"cannot read embedding {str(path)!r}: not a safetensors file ({type(e).__name__})") from None
-    if len(keys) != 1: raise UsageError(f"embedding {str(path)!r} holds {len(keys)} tensors; a textual-inversion file holds one, named by its word")
-    return keys[0]
-
-# %% ../nbs/90_cli.ipynb #0123422e
-def generate(prompt: str, negative: str | None = None, guidance: float = 7.5, steps: int = 30, seed: int = 0, n: int = 1,
-             init_image: Image.Image | None = None, strength: float = 0.8, scheduler: str | None = None, model: str | None = None,
-             dtype: str | None = None, embedding: str | os.PathLike | None = None) -> Image.Image:
-    "Generate `n` pictures for `prompt` (from `init_image` if given) and return them as one picture (a grid when `n` > 1); `dtype` (e.g. 'bfloat16') overrides the device's default number format; `embedding` is a textual-inversion file whose word the prompt uses."
-    import torch
-    from sdfound.core import image_grid, default_model
-    from sdfound.pipelines import load_pipeline, img2img_from
-    check_generate_options(prompt, steps, guidance, n, seed, strength, init_image is not None, scheduler, dtype)
-    if negative is not None and not isinstance(negative, str): raise UsageError(f"--negative must be text, got {negative!r}")
-    if init_image is not None and not isinstance(init_image, Image.Image): raise UsageError(f"init_image must be a PIL picture, got {type(init_image).__name__}")
-    token = None if embedding is None else embedding_token(embedding)
-    if token is not None and token not in prompt: raise UsageError(f"the prompt does not use the learned word {token!r} of {str(embedding)!r}: write it in the prompt")
-    pipe = load_pipeline(model or default_model(for_cli=True), dtype=getattr(torch, dtype) if dtype else None, scheduler=scheduler)
-    if token is not None:
-        try: pipe.load_textual_inversion(str(embedding))
-        except ValueError as e: raise UsageError(f"cannot use {str(embedding)!r} with this model: {e}") from None
-    _warn_if_truncated(pipe.tokenizer, [prompt, negative])
-    kw = dict(prompt=prompt, negative_prompt=negative, guidance_scale=guidance, num_inference_steps=steps,
-              num_images_per_prompt=n, generator=torch.Generator('cpu').manual_seed(seed))
-    if init_image is not None:
-        size = pipe.unet.config.sample_size * pipe.vae_scale_factor
-        i2i = img2img_from(pipe)
-        i2i.set_progress_bar_config(disable=None)  # as `load_pipeline` does for `pipe`: a progress bar on a terminal only
-        images = i2i(image=init_image.resize((size, size)), strength=strength, **kw).images
-    else: images = pipe(**kw).images
-    return images[0] if n == 1 else image_grid(images)
-
 # %% ../nbs/90_cli.ipynb #3dd88ddd
 def _generate(args) -> None:
-    from sdfound.pipelines import ModelNotFound
+    from sdfound.pipelines import ModelNotFound, generate
     _check_generate(args)
     init = _read_init_image(args.init_image) if args.init_image else None
     out = check_output_path(args.output)
     try:
         img = generate(args.prompt, args.negative, args.guidance, args.steps, args.seed, args.n, init,
-                       0.8 if args.strength is None else args.strength, args.scheduler, args.model, args.dtype, args.embedding)
-    except ModelNotFound as e: raise UsageError(str(e)) from None
+                       _generate_defaults()['strength'] if args.strength is None else args.strength, args.scheduler,
+                       args.model, args.dtype, args.embedding)
+    except (ValueError, ModelNotFound) as e: raise UsageError(str(e)) from None
     save_png(img, out)
     print(f"wrote {out}")
 
@@ -161,6 +95,39 @@ def _train(args) -> None:
     end_processes()
 
 # %% ../nbs/90_cli.ipynb #46d23fb6
+def _generate_defaults() -> dict:
+    "`generate`'s defaults, which the parser shows and uses: one place says what they are."
+    import inspect
+    from sdfound.pipelines import generate
+    return {k: p.default for k, p in inspect.signature(generate).parameters.items()}
+
+def _generate_parser(sub) -> None:
+    d = _generate_defaults()
+    g = sub.add_parser('generate', help='generate a picture from a prompt (the main job)')
+    g.add_argument('prompt', help='what to draw, e.g. "a red 7 on a blue background"')
+    g.add_argument('--negative', default=d['negative'], help='negative prompt: what to steer away from')
+    g.add_argument('--guidance', type=float, default=d['guidance'],
+                   help=f"classifier-free guidance scale (default {d['guidance']})")
+    g.add_argument('--steps', type=int, default=d['steps'], help=f"denoising steps (default {d['steps']})")
+    g.add_argument('--seed', type=int, default=d['seed'],
+                   help=f"random seed (default {d['seed']}): same seed, same picture")
+    g.add_argument('-n', type=int, default=d['n'], help='number of pictures; more than 1 writes a grid')
+    g.add_argument('--init-image', default=None, help='PNG to start from (img2img)')
+    g.add_argument('--strength', type=float, default=None,
+                   help=f"img2img: how much to change the init image, 0–1 (default {d['strength']})")
+    g.add_argument('--scheduler', default=d['scheduler'],
+                   help="pndm, ddim, ddpm, euler, euler_a, lms or dpm++ (default: the model's own)")
+    g.add_argument('--embedding', default=d['embedding'],
+                   help='a textual-inversion file (.safetensors) whose word the prompt uses, '
+                        'e.g. sdfound/models/concepts/...')
+    g.add_argument('--model', default=d['model'],
+                   help='tiny, sd15-mini, sd15, sd14, a local folder or a hub id (default: $SDFOUND_MODEL or tiny)')
+    g.add_argument('--dtype', default=d['dtype'],
+                   help='float32, bfloat16 or float16 (default: float16 on CUDA, float32 elsewhere); bfloat16 makes '
+                        'several pictures (-n 8) faster on CPUs that multiply it natively (AVX512-BF16, AMX)')
+    g.add_argument('-o', '--output', required=True, help='PNG file to write')
+    g.set_defaults(func=_generate)
+
 def build_parser() -> argparse.ArgumentParser:
     "The `sdfound` argument parser, one subparser per job."
     p = argparse.ArgumentParser(prog='sdfound', description='Stable Diffusion from the foundations.')
@@ -170,22 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument('--seed', type=int, default=0, help='dataset seed (default 0)')
     s.add_argument('-o', '--output', required=True, help='PNG file to write')
     s.set_defaults(func=_scenes)
-    g = sub.add_parser('generate', help='generate a picture from a prompt (the main job)')
-    g.add_argument('prompt', help='what to draw, e.g. "a red 7 on a blue background"')
-    g.add_argument('--negative', default=None, help='negative prompt: what to steer away from')
-    g.add_argument('--guidance', type=float, default=7.5, help='classifier-free guidance scale (default 7.5)')
-    g.add_argument('--steps', type=int, default=30, help='denoising steps (default 30)')
-    g.add_argument('--seed', type=int, default=0, help='random seed (default 0): same seed, same picture')
-    g.add_argument('-n', type=int, default=1, help='number of pictures; more than 1 writes a grid')
-    g.add_argument('--init-image', default=None, help='PNG to start from (img2img)')
-    g.add_argument('--strength', type=float, default=None, help='img2img: how much to change the init image, 0–1 (default 0.8)')
-    g.add_argument('--scheduler', default=None, help='pndm, ddim, ddpm, euler, euler_a, lms or dpm++ (default: the model\'s own)')
-    g.add_argument('--embedding', default=None, help='a textual-inversion file (.safetensors) whose word the prompt uses, e.g. sdfound/models/concepts/...')
-    g.add_argument('--model', default=None, help='tiny, sd15-mini, sd15, sd14, a local folder or a hub id (default: $SDFOUND_MODEL or tiny)')
-    g.add_argument('--dtype', default=None, help='float32, bfloat16 or float16 (default: float16 on CUDA, float32 elsewhere); '
-                   'bfloat16 makes several pictures (-n 8) faster on CPUs that multiply it natively (AVX512-BF16, AMX)')
-    g.add_argument('-o', '--output', required=True, help='PNG file to write')
-    g.set_defaults(func=_generate)
+    _generate_parser(sub)
     t = sub.add_parser('train', help='train a model from scratch')
     t.add_argument('what', choices=['tiny'], help='which model')
     t.add_argument('--out', required=True, help='folder for the trained parts and checkpoints (resumes if present)')

@@ -13,11 +13,12 @@ from torch import nn
 import torch.nn.functional as F
 from .train import fit
 from .core import save_weights, load_weights
+from .pipelines import guide
 
 # %% auto #0
 __all__ = ['ddpm_schedule', 'add_noise', 'timestep_embedding', 'Block', 'TinyUNet', 'noise_batch', 'noise_loss', 'predict_x0',
            'save_ddpm', 'load_ddpm', 'denoise_step', 'sample', 'one_hot_digits', 'digit_accuracy', 'train_ddpm',
-           'denoiser_loss']
+           'denoiser_loss', 'stratified_timesteps']
 
 # %% ../nbs/04b_ddpm.ipynb #ce481e5f
 def ddpm_schedule(num_train_timesteps: int = 1000, beta_start: float = 1e-4, beta_end: float = 0.02) -> torch.Tensor:
@@ -27,6 +28,7 @@ def ddpm_schedule(num_train_timesteps: int = 1000, beta_start: float = 1e-4, bet
 
 def add_noise(x0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor, alphas_cumprod: torch.Tensor) -> torch.Tensor:
     "x_t = √ᾱ_t·x0 + √(1-ᾱ_t)·ε, for one `t` per picture."
+    # lesson 07 derives it again for latents, as `sdfound.schedulers.add_noise`, with diffusers' argument names
     a = alphas_cumprod.to(x0.device)[t].view(-1, *([1] * (x0.ndim - 1)))
     return a.sqrt() * x0 + (1 - a).sqrt() * noise
 
@@ -161,17 +163,14 @@ def train_ddpm(steps: int = 3000, n_digits: int = 20_000, batch_size: int = 128,
     return model.eval().requires_grad_(False), losses
 
 # %% ../nbs/04b_ddpm.ipynb #537f2e95
-def denoiser_loss(models, batch: dict, noise_scheduler, snr_gamma: float | None = None,
-                  stratified: bool = False) -> torch.Tensor:
-    "Noise-prediction MSE of `models['unet']` on `batch['latents']`, captioned by `batch['input_ids']`."
+def denoiser_loss(models, batch: dict, noise_scheduler, snr_gamma: float | None = None) -> torch.Tensor:
+    """Noise-prediction MSE of `models['unet']` on `batch['latents']`, captioned by `batch['input_ids']`, at random
+    time steps — or at the batch's own `noise` and `timesteps`, when it brings them."""
     z0 = batch['latents']
-    n, T = len(z0), noise_scheduler.config.num_train_timesteps
-    if stratified:  # one time step in each of n equal slices of the schedule
-        t = ((torch.randperm(n, device=z0.device) + torch.rand(n, device=z0.device)) * T / n).long().clamp(max=T - 1)
-        noise = torch.randn_like(z0)
+    if 'noise' in batch: noise, t = batch['noise'], batch['timesteps']
     else:
         noise = torch.randn_like(z0)
-        t = torch.randint(0, T, (n,), device=z0.device)
+        t = torch.randint(0, noise_scheduler.config.num_train_timesteps, (len(z0),), device=z0.device)
     text = models['text_encoder'](batch['input_ids'])[0]
     err = F.mse_loss(models['unet'](noise_scheduler.add_noise(z0, noise, t), t, text).sample, noise, reduction='none')
     if snr_gamma is None: return err.mean()
@@ -180,3 +179,8 @@ def denoiser_loss(models, batch: dict, noise_scheduler, snr_gamma: float | None 
     abar = noise_scheduler.alphas_cumprod.to(z0.device)[t]
     snr = abar / (1 - abar)
     return (err.mean((1, 2, 3)) * snr.clamp(max=snr_gamma) / snr).mean()
+
+def stratified_timesteps(n: int, num_train_timesteps: int, generator: torch.Generator) -> torch.Tensor:
+    "`n` time steps, one in each of `n` equal slices of the schedule, in random order: a steadier loss than `n` draws."
+    T = num_train_timesteps
+    return ((torch.randperm(n, generator=generator) + torch.rand(n, generator=generator)) * T / n).long().clamp(max=T - 1)

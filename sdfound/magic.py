@@ -16,7 +16,7 @@ from .core import save_weights, load_weights
 
 # %% auto #0
 __all__ = ['NOT_A_DIGIT', 'random_noise', 'scramble', 'digit_batch', 'DigitClassifier', 'magic_loss', 'digit_logprob',
-           'save_magic', 'load_magic', 'fd_gradient', 'autograd_gradient', 'ascend', 'train_magic']
+           'save_magic', 'load_magic', 'fd_gradient', 'autograd_gradient', 'ascend', 'HardNegatives', 'train_magic']
 
 # %% ../nbs/04a_magic.ipynb #56d8737f
 NOT_A_DIGIT = 10  # the 11th output: "this is not a digit"
@@ -117,9 +117,35 @@ def ascend(model: DigitClassifier, x: torch.Tensor, steps: int = 200, step_size:
         if (every and (i + 1) % every == 0) or i + 1 == steps: snaps.append(x.detach().clone())
     return snaps if every else [snaps[0], snaps[-1]]
 
+# %% ../nbs/04a_magic.ipynb #84d92804
+class HardNegatives:
+    "A pool of pictures the classifier climbs towards digits; before each step, `mine` climbs a few more."
+    def __init__(self, pool_size: int = 2000, n: int = 32, climb: int = 10):
+        self.pool, self.goal = torch.rand(pool_size, 1, 28, 28), torch.arange(pool_size) % 11 - 1  # goal -1: any digit
+        self.n, self.climb, self.idx = n, climb, None
+
+    def mine(self, step: int, model: DigitClassifier) -> None:
+        "Climb `n` of the pool's pictures `climb` steps with the model as it is now (a few restart from noise)."
+        g = torch.Generator().manual_seed(10**6 + step)
+        idx = torch.randint(0, len(self.pool), (self.n,), generator=g)
+        fresh = idx[torch.rand(self.n, generator=g) < 0.05]
+        self.pool[fresh] = torch.rand(len(fresh), 1, 28, 28, generator=g)
+        self.goal[fresh] = torch.randint(-1, 10, (len(fresh),), generator=g)
+        device = next(model.parameters()).device
+        model.eval().requires_grad_(False)
+        climbed = ascend(model, self.pool[idx].to(device), self.climb, 0.3, self.goal[idx].to(device), noise=0.05, generator=g)
+        self.pool[idx] = climbed[-1].cpu()
+        model.train().requires_grad_(True)
+        self.idx = idx
+
+    def add_to(self, batch: dict) -> dict:
+        "`batch` with the pictures mined last, labelled 'not a digit'."
+        x, target = self.pool[self.idx], F.one_hot(torch.full((self.n,), NOT_A_DIGIT), 11).float()
+        return dict(batch, x=torch.cat([batch['x'], x]), target=torch.cat([batch['target'], target]))
+
 # %% ../nbs/04a_magic.ipynb #2aa23cea
-def train_magic(steps: int = 3000, n_digits: int = 20_000, hard_negatives: int = 32, climb: int = 10, pool_size: int = 2000,
-                seed: int = 0, progress: bool = True) -> tuple[DigitClassifier, list[float]]:
+def train_magic(steps: int = 3000, n_digits: int = 20_000, hard_negatives: int = 32, climb: int = 10,
+                pool_size: int = 2000, seed: int = 0, progress: bool = True) -> tuple[DigitClassifier, list[float]]:
     "Train a `DigitClassifier` on `GrayDigits`; each batch adds `hard_negatives` pictures it climbed to itself, labelled 'not a digit'."
     from sdfound.core import seed_everything
     from sdfound.data import GrayDigits
@@ -128,20 +154,10 @@ def train_magic(steps: int = 3000, n_digits: int = 20_000, hard_negatives: int =
     digits = torch.stack([gray[i]['image'] for i in range(n_digits)])
     labels = torch.tensor([gray[i]['label'] for i in range(n_digits)])
     model = DigitClassifier()
-    pool, goal = torch.rand(pool_size, 1, 28, 28), torch.arange(pool_size) % 11 - 1  # goal -1: any digit
+    miner = HardNegatives(pool_size, hard_negatives, climb)
     def get_batch(step):
         batch = digit_batch(digits, labels, step)
-        if not hard_negatives: return batch
-        g = torch.Generator().manual_seed(10**6 + step)
-        idx = torch.randint(0, pool_size, (hard_negatives,), generator=g)
-        fresh = idx[torch.rand(hard_negatives, generator=g) < 0.05]  # a few chains restart from noise
-        pool[fresh], goal[fresh] = torch.rand(len(fresh), 1, 28, 28, generator=g), torch.randint(-1, 10, (len(fresh),), generator=g)
-        device = next(model.parameters()).device
-        model.eval().requires_grad_(False)
-        pool[idx] = ascend(model, pool[idx].to(device), climb, 0.3, goal[idx].to(device), noise=0.05, generator=g)[-1].cpu()
-        model.train().requires_grad_(True)
-        batch['x'] = torch.cat([batch['x'], pool[idx]])
-        batch['target'] = torch.cat([batch['target'], F.one_hot(torch.full((hard_negatives,), NOT_A_DIGIT), 11).float()])
-        return batch
-    losses = fit(model, magic_loss, get_batch, steps, lr=3e-3, warmup=50, desc='magic', progress=progress)
+        return miner.add_to(batch) if hard_negatives else batch
+    losses = fit(model, magic_loss, get_batch, steps, lr=3e-3, warmup=50, desc='magic', progress=progress,
+                 before_step=miner.mine if hard_negatives else None)
     return model.eval().requires_grad_(False), losses

@@ -15,7 +15,7 @@ from .train import fit, batch_sampler
 from .pipelines import encode_images
 
 # %% auto #0
-__all__ = ['tokenize_prompts', 'caption_batches', 'denoising_loss', 'fit_denoiser', 'add_token', 'concept_tokens',
+__all__ = ['tokenize_prompts', 'caption_batches', 'denoising_loss', 'with_noise', 'fit_denoiser', 'add_token', 'concept_tokens',
            'train_textual_inversion', 'plot_training', 'save_textual_inversion', 'add_lora', 'train_dreambooth',
            'save_dreambooth']
 
@@ -61,23 +61,35 @@ def _check_training(pipe, images, prompts, what: str) -> None:
         raise ValueError(f"need one prompt per image and at least one image, "
                          f"got {len(images)} images and {len(prompts)} prompts")
 
+def with_noise(get_batch, num_train_timesteps: int, seed: int):
+    """`get_batch` whose batches bring their noise and time steps (spread over the schedule), drawn from the step:
+    processes sharing a batch share its draws, and a resumed run draws them again."""
+    from sdfound.ddpm import stratified_timesteps
+    def get(step: int) -> dict:
+        batch = get_batch(step)
+        # a stream of its own: `batch_sampler`'s generator for this step starts from seed * 1_000_003 + step
+        z, g = batch['latents'], torch.Generator().manual_seed(2**40 + seed * 1_000_003 + step)
+        t = stratified_timesteps(len(z), num_train_timesteps, g)
+        noise = torch.randn(z.shape, generator=g)
+        return dict(batch, noise=noise.to(z), timesteps=t.to(z.device))
+    return get
+
 def fit_denoiser(pipe, get_batch, steps: int, lr: float, seed: int, desc: str, progress: bool, probe: tuple,
                  probe_every: int = 10) -> dict:
     "Train what requires grad in `pipe` on `denoiser_loss`, measuring `denoising_loss(pipe, *probe)` as it goes."
     from diffusers import DDPMScheduler
     from sdfound.ddpm import denoiser_loss
     noise_scheduler = DDPMScheduler.from_config(pipe.scheduler.config)  # the pipeline's noise schedule, for training
+    get = with_noise(get_batch, noise_scheduler.config.num_train_timesteps, seed)
     models = torch.nn.ModuleDict(dict(unet=pipe.unet, text_encoder=pipe.text_encoder))
     log = dict(loss=[], probe_step=[], probe=[])
     def measure(step: int, model=None) -> None:  # every `probe_every` steps, and at the end
         if step % probe_every and step != steps: return
         log['probe_step'].append(step)
         log['probe'].append(denoising_loss(pipe, *probe))
-    # time steps spread over the schedule: on these small batches, a steadier loss curve
-    loss = lambda m, b: denoiser_loss(m, b, noise_scheduler, stratified=True)
     seed_everything(seed)
-    log['loss'] = fit(models, loss, get_batch, steps, lr=lr, weight_decay=0.0, warmup=min(10, steps), desc=desc,
-                      progress=progress, before_step=measure)
+    log['loss'] = fit(models, lambda m, b: denoiser_loss(m, b, noise_scheduler), get, steps, lr=lr, weight_decay=0.0,
+                      warmup=min(10, steps), desc=desc, progress=progress, before_step=measure)
     measure(steps)
     return log
 

@@ -14,7 +14,7 @@ from PIL import Image
 from .core import get_device, default_model
 
 # %% auto #0
-__all__ = ['MODEL_IDS', 'OFFLINE_MODELS', 'scheduler_classes', 'ModelNotFound', 'resolve_model', 'hub_reachable', 'load_pipeline', 'img2img_from', 'is_tiny', 'for_model', 'image_size', 'enlarge', 'generators', 'noise_predictions', 'guide', 'img2img_timesteps', 'decode_latents', 'LatentsCallback', 'latents_callback', 'cuda_peak', 'encode_images']
+__all__ = ['MODEL_IDS', 'OFFLINE_MODELS', 'scheduler_classes', 'ModelNotFound', 'resolve_model', 'hub_reachable', 'load_pipeline', 'img2img_from', 'is_tiny', 'for_model', 'image_size', 'enlarge', 'generators', 'noise_predictions', 'guide', 'img2img_timesteps', 'decode_latents', 'LatentsCallback', 'latents_callback', 'cuda_peak', 'encode_images', 'DTYPES', 'check_generate_options', 'warn_if_truncated', 'embedding_token', 'generate']
 
 # %% ../nbs/02_pipelines.ipynb #7d05cc79
 MODEL_IDS = {'sd15': 'stable-diffusion-v1-5/stable-diffusion-v1-5', 'sd14': 'CompVis/stable-diffusion-v1-4'}
@@ -188,3 +188,87 @@ def encode_images(pipe, images: list[Image.Image], batch_size: int = 64) -> torc
     x = pipe.image_processor.preprocess(images).to(pipe.device, pipe.vae.dtype)
     z = torch.cat([pipe.vae.encode(x[i:i + batch_size]).latent_dist.mean for i in range(0, len(x), batch_size)])
     return z * pipe.vae.config.scaling_factor
+
+# %% ../nbs/90_cli.ipynb #51af5fdb
+DTYPES = ('float32', 'bfloat16', 'float16')  # the number formats `generate` computes in
+
+def check_generate_options(prompt, steps=30, guidance=7.5, n=1, seed=0, strength=None, init_image=False,
+                           scheduler=None, dtype=None) -> None:
+    "Every option of `generate` checked before any work: one `ValueError` naming the first bad one."
+    import math
+    from sdfound.core import check_number
+    if not isinstance(prompt, str) or not prompt.strip(): raise ValueError(f"the prompt must be some text, got {prompt!r}")
+    # argparse's float() takes 'nan' and 'inf': check_number refuses them, as every other non-finite number
+    check_number('steps', steps, 1, integer=True)
+    check_number('guidance', guidance, 0)
+    check_number('seed', seed, 0, integer=True)
+    if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= 64:
+        raise ValueError(f"n must be between 1 and 64, got {n!r}")
+    if strength is not None and init_image:
+        # strength s runs the last int(steps·s) steps: none at all would hand back the init picture untouched
+        if not isinstance(strength, (int, float)) or not (math.isfinite(strength) and 0 < strength <= 1):
+            raise ValueError(f"strength must be in (0, 1], got {strength!r}")
+        if int(steps * strength) < 1:
+            raise ValueError(f"strength {strength} with steps {steps} runs no step (int(steps × strength) = 0): raise either")
+    if scheduler is not None and scheduler not in scheduler_classes():
+        raise ValueError(f"unknown scheduler {scheduler!r}; choose one of: {', '.join(scheduler_classes())}")
+    if dtype is not None and dtype not in DTYPES: raise ValueError(f"unknown dtype {dtype!r}; choose one of: {', '.join(DTYPES)}")
+    if dtype == 'float16' and get_device()[0].type == 'cpu':  # PyTorch's CPU float16 kernels are slow or missing
+        raise ValueError("dtype float16 needs a GPU; on the CPU use float32 or bfloat16")
+
+# %% ../nbs/90_cli.ipynb #1566bfec
+def warn_if_truncated(tokenizer, prompts) -> None:
+    "A warning on stderr for each of `prompts` longer than `tokenizer` reads: the model would ignore its tail."
+    import sys
+    for p in prompts:
+        if p is None: continue
+        n = len(tokenizer(p, verbose=False).input_ids)
+        if n > tokenizer.model_max_length:
+            print(f"warning: the prompt is {n} tokens; the model reads only the first {tokenizer.model_max_length} "
+                  "(with start and end), the rest is ignored", file=sys.stderr)
+
+def embedding_token(path) -> str:
+    "The word a textual-inversion file (`{token: (vectors, dim) tensor}`, safetensors) teaches, read without a model."
+    from safetensors import safe_open
+    if not Path(path).is_file():
+        folder = " (it is a folder: name the .safetensors file in it)" if Path(path).is_dir() else ''
+        raise ValueError(f"embedding {str(path)!r} does not exist{folder}")
+    try:
+        with safe_open(str(path), 'pt') as f: keys = list(f.keys())
+    except Exception as e:
+        raise ValueError(f"cannot read embedding {str(path)!r}: not a safetensors file ({type(e).__name__})") from None
+    if len(keys) != 1:
+        raise ValueError(f"embedding {str(path)!r} holds {len(keys)} tensors; a textual-inversion file holds one, "
+                         "named by its word")
+    return keys[0]
+
+# %% ../nbs/90_cli.ipynb #0123422e
+def generate(prompt: str, negative: str | None = None, guidance: float = 7.5, steps: int = 30, seed: int = 0,
+             n: int = 1, init_image: Image.Image | None = None, strength: float = 0.8, scheduler: str | None = None,
+             model: str | None = None, dtype: str | None = None,
+             embedding: str | os.PathLike | None = None) -> Image.Image:
+    """`n` pictures for `prompt` (from `init_image` if given) as one picture, a grid when `n` > 1. `dtype` (e.g.
+    'bfloat16') overrides the device's number format; `embedding` is a textual-inversion file the prompt uses."""
+    from sdfound.core import image_grid
+    check_generate_options(prompt, steps, guidance, n, seed, strength, init_image is not None, scheduler, dtype)
+    if negative is not None and not isinstance(negative, str): raise ValueError(f"negative must be text, got {negative!r}")
+    if init_image is not None and not isinstance(init_image, Image.Image):
+        raise ValueError(f"init_image must be a PIL picture, got {type(init_image).__name__}")
+    token = None if embedding is None else embedding_token(embedding)
+    if token is not None and token not in prompt:
+        raise ValueError(f"the prompt does not use the learned word {token!r} of {str(embedding)!r}: write it in the prompt")
+    pipe = load_pipeline(model or default_model(for_cli=True), dtype=getattr(torch, dtype) if dtype else None,
+                         scheduler=scheduler)
+    if token is not None:
+        try: pipe.load_textual_inversion(str(embedding))
+        except ValueError as e: raise ValueError(f"cannot use {str(embedding)!r} with this model: {e}") from None
+    warn_if_truncated(pipe.tokenizer, [prompt, negative])
+    kw = dict(prompt=prompt, negative_prompt=negative, guidance_scale=guidance, num_inference_steps=steps,
+              num_images_per_prompt=n, generator=torch.Generator('cpu').manual_seed(seed))
+    if init_image is None: images = pipe(**kw).images
+    else:
+        i2i = img2img_from(pipe)
+        i2i.set_progress_bar_config(disable=None)  # as `load_pipeline` does for `pipe`: a progress bar on a terminal only
+        size = image_size(pipe)
+        images = i2i(image=init_image.resize((size, size)), strength=strength, **kw).images
+    return images[0] if n == 1 else image_grid(images)

@@ -25,15 +25,16 @@ def parts(pipe) -> dict:
 @torch.no_grad()
 def encode_text(tokenizer, text_encoder, text: str) -> torch.Tensor:
     "One vector per token of `text`, padded to the tokenizer's length: what the UNet's cross-attention reads."
-    ids = tokenizer([text], padding='max_length', max_length=tokenizer.model_max_length, truncation=True, return_tensors='pt').input_ids
-    return text_encoder(ids.to(text_encoder.device))[0]
+    from sdfound.clip import tokenize
+    return text_encoder(tokenize(tokenizer, [text]).to(text_encoder.device))[0]
 
 # %% ../nbs/08_sampling.ipynb #0b569812
 @torch.no_grad()
 def guided_noise(unet, latents: torch.Tensor, t, text: torch.Tensor, guidance_scale: float) -> torch.Tensor:
     "The UNet's noise prediction for (unconditional, prompt) in one batch, mixed by classifier-free guidance."
+    from sdfound.pipelines import guide
     uncond, cond = unet(torch.cat([latents] * 2), t, encoder_hidden_states=text).sample.chunk(2)
-    return uncond + guidance_scale * (cond - uncond)
+    return guide(uncond, cond, guidance_scale)
 
 # %% ../nbs/08_sampling.ipynb #e6b5d5d9
 def step_kwargs(scheduler, generator=None, eta: float = 0.0) -> dict:

@@ -60,8 +60,10 @@ def sd_scheduler(kind: str = 'pndm'):
     raise ValueError(f"unknown scheduler kind {kind!r}: choose 'pndm', 'ddim' or 'ddpm'")
 
 # %% ../nbs/07_schedulers.ipynb #01c80515
-def add_noise(original_samples: torch.Tensor, noise: torch.Tensor, timesteps: torch.Tensor, alphas_cumprod: torch.Tensor) -> torch.Tensor:
+def add_noise(original_samples: torch.Tensor, noise: torch.Tensor, timesteps: torch.Tensor,
+              alphas_cumprod: torch.Tensor) -> torch.Tensor:
     "The forward process (DDPM eq. 4): x_t = √ᾱ_t·x_0 + √(1-ᾱ_t)·ε, one t per sample."
+    # lesson 04b's `sdfound.ddpm.add_noise` again, on purpose: here with diffusers' argument names, to compare
     ᾱ = alphas_cumprod.to(original_samples)[timesteps.long().cpu()].view(-1, *[1] * (original_samples.ndim - 1))
     return ᾱ ** 0.5 * original_samples + (1 - ᾱ) ** 0.5 * noise
 

@@ -1,4 +1,5 @@
 import contextlib, io, os, tempfile
+from pathlib import Path
 from types import SimpleNamespace
 from unittest import mock
 os.environ.setdefault('MPLBACKEND', 'Agg')
@@ -41,10 +42,11 @@ def pytest_terminal_summary(terminalreporter):
 
 def random_small_pipeline(scheduler):
     "A complete, randomly initialised small SD pipeline (64×64 pictures, 8×8×4 latents, a tokenizer trained on our captions)."
-    import torch, diffusers as d
+    import torch
     from transformers import CLIPTextConfig, CLIPTextModel
     from sdfound import clip as sclip
     from sdfound.data import DigitScenes, caption
+    from sdfound.sd15 import assemble_pipeline
     from sdfound.tiny import tiny_unet
     from sdfound.vae import tiny_vae
     ds = DigitScenes(200, seed=0)
@@ -54,9 +56,8 @@ def random_small_pipeline(scheduler):
         vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
         max_position_embeddings=tok.model_max_length, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
         pad_token_id=tok.pad_token_id)).eval()
-    return d.StableDiffusionPipeline(vae=tiny_vae((8, 8, 16, 16)).eval(), text_encoder=text_encoder, tokenizer=tok,
-                                     unet=tiny_unet((16, 32, 32), cross_attention_dim=32).eval(), scheduler=scheduler,
-                                     safety_checker=None, feature_extractor=None, requires_safety_checker=False)
+    return assemble_pipeline(tiny_unet((16, 32, 32), cross_attention_dim=32), tiny_vae((8, 8, 16, 16)), text_encoder, tok,
+                             scheduler)
 
 def run_cli(*args, env: dict | None = None):
     """`sdfound ARGS` run in this process through `sdfound.cli.main`, as the command runs it: its exit code, stdout and
@@ -68,3 +69,16 @@ def run_cli(*args, env: dict | None = None):
         try: code = main([str(a) for a in args])
         except SystemExit as e: code = e.code
     return SimpleNamespace(returncode=code, stdout=out.getvalue(), stderr=err.getvalue())
+
+def made_once(tmp_path_factory, name: str, make) -> Path:
+    """Folder `name`, filled by `make(folder)` once per test run: the first test process (pytest-xdist) to get here
+    makes it while the others wait, then all share it."""
+    from filelock import FileLock
+    base = tmp_path_factory.getbasetemp()  # under xdist, each worker's own folder inside this run's
+    folder = (base.parent if os.environ.get('PYTEST_XDIST_WORKER') else base) / name
+    with FileLock(str(folder) + '.lock'):
+        if not (folder / 'done').exists():
+            folder.mkdir(exist_ok=True)
+            make(folder)
+            (folder / 'done').write_text('')
+    return folder

@@ -19,26 +19,26 @@ O = ['-o', '{t}/x.png']
 CLI_CASES = [
     # generate
     (['generate', '', *O], 'prompt must be some text'),
-    (['generate', 'a 7', '--steps', '0', *O], '--steps must be'),
-    (['generate', 'a 7', '--steps', '-3', *O], '--steps must be'),
+    (['generate', 'a 7', '--steps', '0', *O], 'steps must be'),
+    (['generate', 'a 7', '--steps', '-3', *O], 'steps must be'),
     (['generate', 'a 7', '--steps', 'ten', *O], "invalid int value: 'ten'"),
-    (['generate', 'a 7', '--guidance', '-1', *O], '--guidance must be'),
-    (['generate', 'a 7', '--guidance', 'nan', *O], '--guidance must be'),
-    (['generate', 'a 7', '--guidance', 'inf', *O], '--guidance must be'),
-    (['generate', 'a 7', '-n', '0', *O], '-n must be between'),
-    (['generate', 'a 7', '-n', '65', *O], '-n must be between'),
-    (['generate', 'a 7', '--seed', '-1', *O], '--seed must be'),
+    (['generate', 'a 7', '--guidance', '-1', *O], 'guidance must be'),
+    (['generate', 'a 7', '--guidance', 'nan', *O], 'guidance must be'),
+    (['generate', 'a 7', '--guidance', 'inf', *O], 'guidance must be'),
+    (['generate', 'a 7', '-n', '0', *O], 'n must be between'),
+    (['generate', 'a 7', '-n', '65', *O], 'n must be between'),
+    (['generate', 'a 7', '--seed', '-1', *O], 'seed must be'),
     (['generate', 'a 7', '--strength', '0.5', *O], '--strength needs --init-image'),
-    (['generate', 'a 7', '--init-image', '{t}/init.png', '--strength', '0', *O], '--strength must be in (0, 1]'),
-    (['generate', 'a 7', '--init-image', '{t}/init.png', '--strength', '1.5', *O], '--strength must be in (0, 1]'),
-    (['generate', 'a 7', '--init-image', '{t}/init.png', '--strength', 'nan', *O], '--strength must be in (0, 1]'),
+    (['generate', 'a 7', '--init-image', '{t}/init.png', '--strength', '0', *O], 'strength must be in (0, 1]'),
+    (['generate', 'a 7', '--init-image', '{t}/init.png', '--strength', '1.5', *O], 'strength must be in (0, 1]'),
+    (['generate', 'a 7', '--init-image', '{t}/init.png', '--strength', 'nan', *O], 'strength must be in (0, 1]'),
     (['generate', 'a 7', '--init-image', '{t}/init.png', '--strength', '0.01', *O], 'runs no step'),
     (['generate', 'a 7', '--init-image', '{t}/missing.png', *O], 'does not exist'),
     (['generate', 'a 7', '--init-image', '{t}/folder', *O], 'is a folder'),
     (['generate', 'a 7', '--init-image', '{t}/bad.png', *O], 'cannot read init image'),
     (['generate', 'a 7', '--init-image', '{t}/huge.png', *O], 'DecompressionBombError'),
     (['generate', 'a 7', '--scheduler', 'magic', *O], 'unknown scheduler'),
-    (['generate', 'a 7', '--dtype', 'float8', *O], 'unknown --dtype'),
+    (['generate', 'a 7', '--dtype', 'float8', *O], 'unknown dtype'),
     (['generate', 'a 7', '--model', 'no such model', *O], 'unknown model'),
     (['generate', 'a 7', '--model', '{t}/folder', *O], 'no model_index.json'),
     (['generate', 'a 7', '--model', 'sd15', *O], 'sd15-mini'),  # a hub id, offline: names what works offline
@@ -103,7 +103,7 @@ def _by_hand(fn, **kw):
     return getattr(sampling, fn)('a 7', None, None, None, None, _sched(), **kw)  # checked before any part is used
 
 def _generate(**kw):
-    from sdfound.cli import generate
+    from sdfound.pipelines import generate
     return generate(**{'prompt': 'a 7', **kw})
 
 def _scenes(*a, **kw):
@@ -120,14 +120,14 @@ PY_CASES = [
     (lambda t: _pipeline('tiny', scheduler='magic'), 'unknown scheduler'),
     (lambda t: _generate(prompt=''), 'prompt must be'),
     (lambda t: _generate(prompt=None), 'prompt must be'),
-    (lambda t: _generate(steps=0), '--steps must be'),
-    (lambda t: _generate(steps=2.5), '--steps must be'),
-    (lambda t: _generate(guidance=math.nan), '--guidance must be'),
-    (lambda t: _generate(n=0), '-n must be'),
-    (lambda t: _generate(seed=-1), '--seed must be'),
-    (lambda t: _generate(init_image=Image.new('RGB', (8, 8)), strength=0), '--strength must be'),
+    (lambda t: _generate(steps=0), 'steps must be'),
+    (lambda t: _generate(steps=2.5), 'steps must be'),
+    (lambda t: _generate(guidance=math.nan), 'guidance must be'),
+    (lambda t: _generate(n=0), 'n must be'),
+    (lambda t: _generate(seed=-1), 'seed must be'),
+    (lambda t: _generate(init_image=Image.new('RGB', (8, 8)), strength=0), 'strength must be'),
     (lambda t: _generate(init_image='init.png'), 'init_image must be a PIL picture'),
-    (lambda t: _generate(negative=3), '--negative must be text'),
+    (lambda t: _generate(negative=3), 'negative must be text'),
     (lambda t: __import__('sdfound.pipelines', fromlist=['x']).img2img_timesteps(_sched(), 0, 0.5), 'steps must be'),
     (lambda t: __import__('sdfound.pipelines', fromlist=['x']).img2img_timesteps(_sched(), 10, math.nan), 'strength must be'),
     (lambda t: __import__('sdfound.pipelines', fromlist=['x']).img2img_timesteps(_sched(), 10, 1.5), 'strength must be'),

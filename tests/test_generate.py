@@ -3,7 +3,7 @@ import json, os, subprocess, sys
 from pathlib import Path
 import numpy as np, pytest, torch
 from PIL import Image
-from conftest import run_cli as cli  # `sdfound ...` in this process; the two-process test below starts real ones
+from conftest import made_once, run_cli as cli  # `sdfound ...` in this process; the two-process test below starts real ones
 from sdfound.core import models_dir
 
 TINY = models_dir() / 'tiny'
@@ -142,16 +142,9 @@ for args in (jobs if sys.argv[2] == 'a' else jobs[::-1]): main(args)"""
 @pytest.fixture(scope='module')
 def two_process_pictures(tmp_path_factory):
     "The pictures of every option set in TWO_PROCESS_OPTIONS, from two separate processes run side by side."
-    from filelock import FileLock
-    # made once per test run: the first test process to get here draws them, the others (pytest-xdist) wait and share
-    base = tmp_path_factory.getbasetemp()  # under xdist, each worker's own folder inside this run's
-    t = (base.parent if os.environ.get('PYTEST_XDIST_WORKER') else base) / 'two-processes'
-    with FileLock(str(t) + '.lock'):
-        if not (t / 'done').exists(): _draw_in_two_processes(t)
-    return t
+    return made_once(tmp_path_factory, 'two-processes', _draw_in_two_processes)
 
 def _draw_in_two_processes(t: Path) -> None:
-    t.mkdir(exist_ok=True)
     Image.fromarray((np.indices((64, 64)).sum(0) % 2 * 255).astype(np.uint8)).convert('RGB').save(t / 'init.png')
     job = lambda name, i, extra: ['generate', 'a green 4 on a purple background', '--steps', '4', '--seed', '7',
                                   *[a.format(t=t) for a in extra], '-o', str(t / f'{name}{i}.png')]
@@ -161,7 +154,6 @@ def _draw_in_two_processes(t: Path) -> None:
     procs = [subprocess.Popen([sys.executable, '-c', TWO_PROCESSES, json.dumps(jobs[name]), name],
                               stderr=subprocess.PIPE, text=True, env=env) for name in 'ab']
     for p in procs: assert p.wait(timeout=300) == 0, p.stderr.read()
-    (t / 'done').write_text('')
 
 @pytest.mark.parametrize('i', range(len(TWO_PROCESS_OPTIONS)),
                          ids=[' '.join(e[:2]).replace('{t}/', '') for e in TWO_PROCESS_OPTIONS])

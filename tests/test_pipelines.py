@@ -1,5 +1,5 @@
 """The pipelines-tour helpers: grids, seeds, guidance by hand, the latents callback, img2img's step count, and
-textual inversion / Dreambooth on a small random pipeline (so these tests need neither the shipped model nor a network)."""
+(`sdfound.personalize`) textual inversion / Dreambooth on a small random pipeline (so these tests need neither the shipped model nor a network)."""
 import numpy as np, pytest, torch
 import diffusers as d
 from conftest import random_small_pipeline
@@ -7,10 +7,11 @@ from PIL import Image
 from safetensors.torch import load_file
 from sdfound.core import image_grid
 from sdfound.data import DigitScenes, caption
-from sdfound.pipelines import (load_pipeline, img2img_from, is_tiny, for_model, image_size, enlarge, generators, noise_predictions,
-                               guide, decode_latents, img2img_timesteps, latents_callback, cuda_peak, encode_images, tokenize_prompts,
-                               denoising_loss, add_token, train_textual_inversion, save_textual_inversion, train_dreambooth,
-                               save_dreambooth, concept_tokens)
+from sdfound.pipelines import (load_pipeline, img2img_from, is_tiny, for_model, image_size, enlarge, generators,
+                               noise_predictions, guide, decode_latents, img2img_timesteps, latents_callback, cuda_peak,
+                               encode_images)
+from sdfound.personalize import (tokenize_prompts, denoising_loss, add_token, train_textual_inversion,
+                                 save_textual_inversion, train_dreambooth, save_dreambooth, concept_tokens)
 from sdfound.schedulers import sd_scheduler
 
 pytestmark = pytest.mark.filterwarnings('ignore::DeprecationWarning', 'ignore::FutureWarning')

@@ -1,6 +1,7 @@
 "The tiny recipe's pieces: the UNet's shape knobs and the training loss."
 import pytest, torch
-from sdfound.tiny import tiny_unet, unet_loss, TinyRecipe
+from sdfound.ddpm import denoiser_loss
+from sdfound.tiny import tiny_unet, TinyRecipe
 from sdfound.schedulers import sd_scheduler
 
 class _TextEncoder(torch.nn.Module):
@@ -21,7 +22,7 @@ def test_layers_per_block_adds_resnets_and_parameters():
 
 def _loss(models, batch, ns, gamma, seed=0):
     torch.manual_seed(seed)
-    return unet_loss(models, batch, ns, gamma)
+    return denoiser_loss(models, batch, ns, gamma)
 
 def test_min_snr_weighting_matches_a_hand_computation():
     ns, m = sd_scheduler('ddpm'), _models()
