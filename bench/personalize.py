@@ -16,7 +16,8 @@ from sdfound.concepts import (CONCEPTS, concepts_dir, train_concept_judge, judge
                               hit_rate, judge_says, concept_pictures, load_concept_judge)
 from sdfound.data import DigitScenes, parse_caption
 from sdfound.evaluator import load_classifier, classify, adherence, quality_prompts, generate_tensors
-from sdfound.pipelines import load_pipeline, train_textual_inversion, train_dreambooth, save_textual_inversion, save_dreambooth
+from sdfound.pipelines import load_pipeline
+from sdfound.personalize import train_textual_inversion, train_dreambooth, save_textual_inversion, save_dreambooth
 from sdfound.data import TRAIN_FONTS
 
 # what each run trains: the lesson's settings (8 pictures unless `pictures` says otherwise)

@@ -1,9 +1,9 @@
 """Seconds per training step of the tiny model's UNet (with its text encoder), CLIP, VAE and the VAE's decoder alone: float32 vs bf16 autocast,
-PyTorch's fused attention kernel vs plain matmul-and-softmax attention (`sdfound.tiny.plain_attention`).
+PyTorch's fused attention kernel vs plain matmul-and-softmax attention (`sdfound.train.plain_attention`).
 
     python bench/train_step.py            # both cores
 Random batches of the recipe's sizes (UNet 128 latents, CLIP 250 pairs, VAE 64 pictures); 3 warm-up and 8 timed
-steps each, the fused kernel being the "math" one that `sdfound.core.fit` picks on the CPU. Prints a markdown table."""
+steps each, the fused kernel being the "math" one that `sdfound.train.fit` picks on the CPU. Prints a markdown table."""
 import contextlib, time
 import torch
 from torch.nn.attention import sdpa_kernel, SDPBackend
@@ -11,7 +11,8 @@ from transformers import CLIPModel, CLIPTextModel, CLIPTokenizer
 from sdfound import clip as sclip, vae as svae
 from sdfound.core import models_dir
 from sdfound.evaluator import SceneClassifier
-from sdfound.tiny import TinyRecipe, decoder_loss, tiny_unet, unet_loss
+from sdfound.ddpm import denoiser_loss
+from sdfound.tiny import TinyRecipe, decoder_loss, tiny_unet
 from sdfound.schedulers import sd_scheduler
 from sdfound.train import plain_attention
 
@@ -48,7 +49,7 @@ def main():
             te = CLIPTextModel.from_pretrained(te_dir, dtype=torch.float32).requires_grad_(not frozen)
             return torch.nn.ModuleDict(dict(unet=tiny_unet(r.unet_channels, r.width, r.unet_layers), text_encoder=te))
         b = dict(latents=torch.randn(r.unet_batch, 4, 8, 8), input_ids=ids)
-        row(f"UNet + text encoder{' (frozen)' if frozen else ''}, batch {r.unet_batch}", unet_and_text, lambda m: lambda: unet_loss(m, b, ns))
+        row(f"UNet + text encoder{' (frozen)' if frozen else ''}, batch {r.unet_batch}", unet_and_text, lambda m: lambda: denoiser_loss(m, b, ns))
     n = r.clip_batch
     cb = dict(input_ids=random_ids(n), pixel_values=torch.rand(n, 3, 64, 64) * 2 - 1)
     row(f"CLIP, batch {n}", lambda: CLIPModel(sclip.tiny_clip_config(tok, r.width)), lambda m: lambda: sclip.clip_loss(m, cb))

@@ -1,5 +1,6 @@
 """Predicting the noise: our schedule, noising and sampling loop equal diffusers', and the shipped UNet draws the digit asked for."""
 import pytest, torch
+from types import SimpleNamespace
 import diffusers as d
 from sdfound.ddpm import (TinyUNet, add_noise, ddpm_schedule, denoise_step, digit_accuracy, load_ddpm, noise_batch, noise_loss,
                           one_hot_digits, sample, save_ddpm)
@@ -92,3 +93,24 @@ def test_shipped_unet_draws_the_digit_asked_for(shipped):
     from sdfound.magic import load_magic
     acc, x, pred = digit_accuracy(shipped, load_magic(), n_per_digit=5, steps=25, guidance=3.0)
     assert acc >= 0.8 and x.shape == (50, 1, 28, 28)
+
+def test_stratified_timesteps_put_one_step_in_each_slice_of_the_schedule():
+    from sdfound.ddpm import stratified_timesteps
+    t = stratified_timesteps(8, 1000, torch.Generator().manual_seed(0))
+    assert sorted((t // 125).tolist()) == list(range(8)) and t.dtype == torch.long
+    assert not torch.equal(t, t.sort().values)  # in random order, not slice by slice
+
+def test_denoiser_loss_uses_the_noise_and_time_steps_a_batch_brings():
+    from sdfound.ddpm import denoiser_loss
+    from sdfound.schedulers import sd_scheduler
+    seen = {}
+    class UNet(torch.nn.Module):  # predicts zero, and remembers what it was asked
+        def forward(self, x, t, text):
+            seen.update(x=x, t=t)
+            return SimpleNamespace(sample=torch.zeros_like(x))
+    models = dict(unet=UNet(), text_encoder=lambda ids: (ids.float()[..., None],))
+    z, noise, t = torch.randn(4, 4, 8, 8), torch.randn(4, 4, 8, 8), torch.tensor([0, 250, 500, 999])
+    ns = sd_scheduler('ddpm')
+    loss = denoiser_loss(models, dict(latents=z, input_ids=torch.ones(4, 3), noise=noise, timesteps=t), ns)
+    assert torch.equal(seen['t'], t) and torch.allclose(seen['x'], ns.add_noise(z, noise, t))
+    torch.testing.assert_close(loss, (noise ** 2).mean())  # a zero prediction misses by all the noise

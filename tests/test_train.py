@@ -112,3 +112,25 @@ def test_native_bf16_reads_the_cpu_flags(monkeypatch, cpuinfo, expected):
     monkeypatch.setattr(torch.cuda, 'is_available', lambda: False)
     monkeypatch.setattr(pathlib.Path, 'read_text', read_text)
     assert native_bf16() is expected
+
+def test_before_step_runs_before_each_step_and_sees_the_weights_so_far():
+    from sdfound.train import fit
+    torch.manual_seed(0)
+    line, seen, after = torch.nn.Linear(1, 1), [], []
+    xs = torch.linspace(-1, 1, 8)[:, None]
+    def loss_fn(m, b):
+        after.append(m.weight.item())  # the weight this step starts from
+        return ((m(b['x']) - 3 * b['x']) ** 2).mean()
+    fit(line, loss_fn, lambda s: dict(x=xs), steps=5, lr=0.1, warmup=1, progress=False,
+        before_step=lambda step, m: seen.append((step, m.weight.item())))
+    assert [s for s, _ in seen] == list(range(5)) and [w for _, w in seen] == after
+
+def test_a_checkpoint_saves_the_moving_average_as_safetensors_not_a_pickle(tmp_path):
+    from safetensors.torch import load_file
+    from sdfound.train import fit
+    net = torch.nn.Linear(2, 1)
+    fit(net, lambda m, b: m(b['x']).pow(2).mean(), lambda s: dict(x=torch.ones(4, 2)), steps=4, lr=0.1, warmup=1,
+        ema=0.5, ckpt_dir=tmp_path, ckpt_every=2, progress=False)
+    ema = load_file(tmp_path / 'ema.safetensors')
+    torch.testing.assert_close(ema['module.weight'], net.weight.detach())  # the model ends on the average it saved
+    assert not [p.name for p in (tmp_path / 'state').iterdir() if p.name.startswith('custom_checkpoint')]
