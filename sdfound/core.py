@@ -6,14 +6,14 @@ Docs: https://github.com/sdfound/sdfound/core.html.md"""
 
 # %% ../nbs/00_core.ipynb #06151633
 from __future__ import annotations
-import os, random, textwrap
+import contextlib, os, random, textwrap
 import numpy as np
 import torch
 from PIL import Image
 
 # %% auto #0
-__all__ = ['get_device', 'default_model', 'quiet_libraries', 'check_number', 'seed_everything', 'pil_to_tensor', 'tensor_to_pil',
-           'image_grid', 'show_images', 'models_dir', 'save_weights', 'load_weights']
+__all__ = ['get_device', 'default_model', 'quiet_libraries', 'quiet', 'check_number', 'seed_everything', 'pil_to_tensor',
+           'tensor_to_pil', 'image_grid', 'show_images', 'models_dir', 'save_weights', 'load_weights']
 
 # %% ../nbs/00_core.ipynb #aa46031f
 def get_device(device: str | torch.device | None = None, dtype: torch.dtype | None = None) -> tuple[torch.device, torch.dtype]:
@@ -35,23 +35,25 @@ def default_model(for_cli: bool = False) -> str:
     if for_cli: return 'tiny'
     return 'sd15' if torch.cuda.is_available() else 'tiny'
 
-class quiet_libraries:
-    """Keep diffusers' and transformers' chatter — loading bars, notices about optional packages — off the terminal,
-    so each line printed is one that matters; the denoising progress bar stays. Called, from then on;
-    in a `with` block, until it ends."""
-    def __init__(self):
-        from diffusers.utils import logging as dlog
-        from transformers.utils import logging as tlog
-        self.libs = (dlog, tlog)
-        self.before = [(lib.get_verbosity(), lib.is_progress_bar_enabled()) for lib in self.libs]
-        for lib in self.libs:
-            lib.set_verbosity_error()
-            lib.disable_progress_bar()
+def quiet_libraries() -> None:
+    """Keep diffusers' and transformers' chatter (loading bars, notices about optional packages) off the terminal,
+    so each line printed is one that matters; the denoising progress bar stays."""
+    from diffusers.utils import logging as dlog
+    from transformers.utils import logging as tlog
+    for lib in (dlog, tlog):
+        lib.set_verbosity_error()
+        lib.disable_progress_bar()
 
-    def __enter__(self): return self
-
-    def __exit__(self, *exc) -> None:
-        for lib, (level, bar) in zip(self.libs, self.before):
+@contextlib.contextmanager
+def quiet():
+    "`quiet_libraries` for a `with` block only: the libraries' verbosity and loading bars come back after it."
+    from diffusers.utils import logging as dlog
+    from transformers.utils import logging as tlog
+    before = [(lib, lib.get_verbosity(), lib.is_progress_bar_enabled()) for lib in (dlog, tlog)]
+    quiet_libraries()
+    try: yield
+    finally:
+        for lib, level, bar in before:
             lib.set_verbosity(level)
             if bar: lib.enable_progress_bar()
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json, os, shutil, tempfile
 from pathlib import Path
 import torch
-from .core import quiet_libraries
+from .core import quiet
 
 # %% auto #0
 __all__ = ['STANDINS', 'sd15_architecture', 'count_parameters', 'assemble_pipeline', 'build_sd15', 'cache_dir', 'standin_folder',
@@ -89,7 +89,7 @@ def standin_folder(name: str = 'sd15-mini') -> Path:
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f'.{name}-', dir=folder.parent))  # build beside it, then swap in: never half a folder
     try:
-        with quiet_libraries(): build_sd15(name).to(dtype=torch.float16).save_pretrained(tmp, safe_serialization=True)
+        with quiet(): build_sd15(name).to(dtype=torch.float16).save_pretrained(tmp, safe_serialization=True)
         (tmp / 'sdfound.json').write_text(json.dumps(marker, indent=1))
         shutil.rmtree(folder, ignore_errors=True)
         try: tmp.rename(folder)

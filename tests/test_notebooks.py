@@ -14,8 +14,7 @@ EXPECTED_SECONDS = {'03b_personalize.ipynb': 75, '03a_concepts.ipynb': 25, '02_p
                     '10_tiny.ipynb': 20, '04a_magic.ipynb': 15, '08_sampling.ipynb': 15, '00_core.ipynb': 6,
                     '07_schedulers.ipynb': 5, '01_data.ipynb': 2, '11_sd15.ipynb': 1, '91_train.ipynb': 3,
                     'sd15-mini:02_pipelines.ipynb': 40, 'sd15-mini:90_cli.ipynb': 25, 'sd15-mini:08_sampling.ipynb': 15,
-                    'sd15-mini:07_schedulers.ipynb': 5, 'sd15-mini:03a_concepts.ipynb': 1,
-                    'sd15-mini:03b_personalize.ipynb': 1}
+                    'sd15-mini:07_schedulers.ipynb': 5, 'sd15-mini:03b_personalize.ipynb': 1}
 
 @pytest.mark.parametrize('nb', sorted(p.name for p in NBS.glob('[0-9]*.ipynb')))
 def test_notebook_runs(nb):
@@ -25,11 +24,11 @@ def test_notebook_runs(nb):
 
 # the lessons that load a pipeline: on a GPU with internet they run real SD 1.5, so each also runs here on the
 # sd15-mini stand-in (SD 1.5's shapes, random weights), which takes their SD 1.5 branches
-PIPELINE_LESSONS = ['02_pipelines.ipynb', '03a_concepts.ipynb', '03b_personalize.ipynb', '07_schedulers.ipynb', '08_sampling.ipynb', '90_cli.ipynb']
-# 03a and 03b train and measure their concepts on the tiny model whatever the lesson's model: after the cell that says so
+PIPELINE_LESSONS = ['02_pipelines.ipynb', '03b_personalize.ipynb', '07_schedulers.ipynb', '08_sampling.ipynb', '90_cli.ipynb']
+# 03b trains and measures its concepts on the tiny model whatever the lesson's model: after the cell that says so
 # (it sets `tiny_model`), its cells do on sd15-mini exactly what they do in the tiny run, so the stand-in run stops
 # there; `test_after_the_stop_no_cell_reads_the_lessons_model` proves that nothing after it reads `pipe`
-STANDIN_STOPS = {'03a_concepts.ipynb': 'tiny_model = ', '03b_personalize.ipynb': 'tiny_model = '}
+STANDIN_STOPS = {'03b_personalize.ipynb': 'tiny_model = '}
 
 def split_at(nb_path: Path, marker: str) -> tuple[dict, list[dict]]:
     "Notebook `nb_path` cut after the first cell holding `marker`, and the cells that come after it."
