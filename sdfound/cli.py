@@ -86,7 +86,8 @@ def _train(args) -> None:
     from sdfound.train import end_processes
     out = Path(args.out)
     if not out.parent.is_dir(): raise UsageError(f"folder {str(out.parent)!r} does not exist")
-    if out.exists() and not out.is_dir(): raise UsageError(f"--out {str(out)!r} is a file; give a folder (an existing one resumes its run)")
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {str(out)!r} is a file; give a folder (an existing one resumes its run)")
     if args.seed < 0: raise UsageError(f"--seed must be ≥ 0, got {args.seed}")
     r = quick_recipe(args.seed) if args.quick else TinyRecipe(seed=args.seed)
     report = train_tiny(out, r)

@@ -1,4 +1,4 @@
-"""A tokenizer trained on our captions, a text encoder and an image encoder trained together with a contrastive loss — the text side is what steers Stable Diffusion.
+"""A tokenizer, and text and image encoders trained together by a contrastive loss: the text side steers the UNet.
 
 Docs: https://github.com/sdfound/sdfound/clip.html.md"""
 
@@ -22,7 +22,9 @@ __all__ = ['BOS', 'EOS', 'train_tokenizer', 'tokenize', 'bytes_to_unicode', 'sd_
 BOS, EOS = '<|startoftext|>', '<|endoftext|>'
 
 def train_tokenizer(captions: list[str], vocab_size: int = 400, max_length: int = 32) -> CLIPTokenizer:
-    "A CLIP-format BPE tokenizer trained on `captions` (lowercased, `</w>` ends each word, padded with EOS like SD 1.x)."
+    """A CLIP-format BPE tokenizer trained on `captions`.
+
+    Lowercased, `</w>` ends each word, padded with EOS like SD 1.x."""
     from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
     tok = Tokenizer(models.BPE(unk_token=EOS, end_of_word_suffix='</w>'))
     tok.normalizer = normalizers.Lowercase()
@@ -34,40 +36,52 @@ def train_tokenizer(captions: list[str], vocab_size: int = 400, max_length: int 
     with tempfile.TemporaryDirectory() as d:
         tok.model.save(d)
         vocab = json.loads(Path(d, 'vocab.json').read_text())
-        merges = [tuple(l.split()) for l in Path(d, 'merges.txt').read_text().splitlines() if l and not l.startswith('#')]
+        merges = [tuple(l.split()) for l in Path(d, 'merges.txt').read_text().splitlines()
+                  if l and not l.startswith('#')]
     # BPE breaks ties between equally frequent pairs in an order that changes from run to run, and ids follow that
     # order; number the vocabulary canonically instead: BOS, EOS, the captions' whole words, then the other pieces
     words = {w + '</w>' for c in captions for w, _ in tok.pre_tokenizer.pre_tokenize_str(c.lower())}
     order = sorted(vocab, key=lambda t: ({BOS: 0, EOS: 1}.get(t, 2), t not in words, t))
     vocab = {t: i for i, t in enumerate(order)}
-    return CLIPTokenizer(vocab=vocab, merges=merges, model_max_length=max_length, bos_token=BOS, eos_token=EOS, pad_token=EOS, unk_token=EOS)
+    return CLIPTokenizer(vocab=vocab, merges=merges, model_max_length=max_length, bos_token=BOS, eos_token=EOS,
+                         pad_token=EOS, unk_token=EOS)
 
 def tokenize(tokenizer: CLIPTokenizer, texts: list[str]) -> torch.Tensor:
     "Token ids padded to the tokenizer's maximum length, as Stable Diffusion's pipelines do."
-    return tokenizer(list(texts), padding='max_length', max_length=tokenizer.model_max_length, truncation=True, return_tensors='pt').input_ids
+    return tokenizer(list(texts), padding='max_length', max_length=tokenizer.model_max_length, truncation=True,
+                     return_tensors='pt').input_ids
 
 # %% ../nbs/06_clip.ipynb #f4a5b6c7
 def bytes_to_unicode() -> dict[int, str]:
-    "GPT-2's and CLIP's map from each of the 256 byte values to a printable character, so that BPE works on text of any language."
-    printable = list(range(ord('!'), ord('~') + 1)) + list(range(ord('¡'), ord('¬') + 1)) + list(range(ord('®'), ord('ÿ') + 1))
-    extra = [b for b in range(256) if b not in printable]  # spaces, control bytes…: moved past 255 to printable code points
+    """GPT-2's and CLIP's map from each of the 256 byte values to a printable character.
+
+    It lets BPE work on text of any language."""
+    printable = (list(range(ord('!'), ord('~') + 1)) + list(range(ord('¡'), ord('¬') + 1))
+                 + list(range(ord('®'), ord('ÿ') + 1)))
+    # spaces, control bytes…: moved past 255 to printable code points
+    extra = [b for b in range(256) if b not in printable]
     return dict(zip(printable + extra, map(chr, printable + [256 + i for i in range(len(extra))])))
 
 @functools.lru_cache(1)  # parsing 48,894 merges takes a second: once is enough
 def _sd_vocabulary():
     import gzip
     from sdfound.core import models_dir
-    lines = gzip.open(models_dir() / 'sd-tokenizer' / 'bpe_simple_vocab_16e6.txt.gz', 'rt', encoding='utf-8').read().split('\n')
-    merges = [tuple(l.split()) for l in lines[1:49152 - 256 - 2 + 1]]  # the first line is a header; CLIP keeps 48,894 merges
+    vocab_file = models_dir() / 'sd-tokenizer' / 'bpe_simple_vocab_16e6.txt.gz'
+    lines = gzip.open(vocab_file, 'rt', encoding='utf-8').read().split('\n')
+    # the first line is a header; CLIP keeps 48,894 merges
+    merges = [tuple(l.split()) for l in lines[1:49152 - 256 - 2 + 1]]
     chars = list(bytes_to_unicode().values())
     # ids: the 256 bytes, the same ending a word, one token per merge in merge order, then the two special tokens
     tokens = chars + [c + '</w>' for c in chars] + [a + b for a, b in merges] + [BOS, EOS]
     return {t: i for i, t in enumerate(tokens)}, merges
 
 def sd_tokenizer() -> CLIPTokenizer:
-    "Stable Diffusion 1.x's tokenizer (OpenAI CLIP's BPE: 49,408 tokens, 77 positions, padded with end-of-text), built offline from the vocabulary file inside sdfound."
+    """Stable Diffusion 1.x's tokenizer, built offline from the vocabulary file inside sdfound.
+
+    OpenAI CLIP's BPE: 49,408 tokens, 77 positions, padded with end-of-text."""
     vocab, merges = _sd_vocabulary()
-    return CLIPTokenizer(vocab=vocab, merges=merges, model_max_length=77, bos_token=BOS, eos_token=EOS, pad_token=EOS, unk_token=EOS)
+    return CLIPTokenizer(vocab=vocab, merges=merges, model_max_length=77, bos_token=BOS, eos_token=EOS,
+                         pad_token=EOS, unk_token=EOS)
 
 
 # %% ../nbs/06_clip.ipynb #4cd13314
@@ -89,10 +103,13 @@ def quick_gelu(x: torch.Tensor) -> torch.Tensor:
     return x * torch.sigmoid(1.702 * x)
 
 def text_encoder_by_hand(text_model, input_ids: torch.Tensor) -> torch.Tensor:
-    "The `last_hidden_state` of a `CLIPTextModel`, computed from its weights: embeddings, causal transformer layers, final layer norm."
+    """The `last_hidden_state` of a `CLIPTextModel`, computed from its weights.
+
+    Embeddings, causal transformer layers, final layer norm."""
     act = {'quick_gelu': quick_gelu, 'gelu': F.gelu}[text_model.config.hidden_act]
     emb = text_model.embeddings
-    x = emb.token_embedding(input_ids) + emb.position_embedding(torch.arange(input_ids.shape[1], device=input_ids.device))
+    x = (emb.token_embedding(input_ids)
+         + emb.position_embedding(torch.arange(input_ids.shape[1], device=input_ids.device)))
     mask = causal_mask(input_ids.shape[1], x.device)
     for layer in text_model.encoder.layers:
         x = x + self_attention(layer.self_attn, layer.layer_norm1(x), mask)
@@ -106,13 +123,17 @@ def pooled_output(last_hidden_state: torch.Tensor, input_ids: torch.Tensor, eos_
     return last_hidden_state[torch.arange(len(input_ids)), first_eos]
 
 # %% ../nbs/06_clip.ipynb #291f011f
-def tiny_clip_config(tokenizer: CLIPTokenizer, width: int = 128, layers: int = 2, heads: int = 4, image_size: int = 64, patch_size: int = 8) -> CLIPConfig:
+def tiny_clip_config(tokenizer: CLIPTokenizer, width: int = 128, layers: int = 2, heads: int = 4, image_size: int = 64,
+                     patch_size: int = 8) -> CLIPConfig:
     "Configuration of a small `CLIPModel` for `tokenizer`'s vocabulary and 64×64 pictures."
-    text = CLIPTextConfig(vocab_size=len(tokenizer), hidden_size=width, intermediate_size=2 * width, num_hidden_layers=layers,
-                          num_attention_heads=heads, max_position_embeddings=tokenizer.model_max_length, projection_dim=width,
-                          bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
-    vision = CLIPVisionConfig(hidden_size=width, intermediate_size=2 * width, num_hidden_layers=layers, num_attention_heads=heads,
-                              image_size=image_size, patch_size=patch_size, projection_dim=width)
+    text = CLIPTextConfig(vocab_size=len(tokenizer), hidden_size=width, intermediate_size=2 * width,
+                          num_hidden_layers=layers, num_attention_heads=heads,
+                          max_position_embeddings=tokenizer.model_max_length, projection_dim=width,
+                          bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+                          pad_token_id=tokenizer.pad_token_id)
+    vision = CLIPVisionConfig(hidden_size=width, intermediate_size=2 * width, num_hidden_layers=layers,
+                              num_attention_heads=heads, image_size=image_size, patch_size=patch_size,
+                              projection_dim=width)
     return CLIPConfig(text_config=text.to_dict(), vision_config=vision.to_dict(), projection_dim=width)
 
 # %% ../nbs/06_clip.ipynb #792cdf04
@@ -124,7 +145,9 @@ def contrastive_loss(text_emb: torch.Tensor, image_emb: torch.Tensor, logit_scal
     return (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target)) / 2
 
 class _GatherAll(torch.autograd.Function):
-    "All processes' equal-sized `x`, concatenated; backward: the gradient of every process's loss, summed, for this process's part."
+    """All processes' equal-sized `x`, concatenated.
+
+    Backward: the gradient of every process's loss, summed, for this process's part."""
     @staticmethod
     def forward(ctx, x):
         import torch.distributed as dist
@@ -134,12 +157,15 @@ class _GatherAll(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad):
         import torch.distributed as dist
-        grad = grad.contiguous(); dist.all_reduce(grad)
+        grad = grad.contiguous()
+        dist.all_reduce(grad)
         n = len(grad) // dist.get_world_size()
         return grad[dist.get_rank() * n:(dist.get_rank() + 1) * n]
 
 def gather_all(x: torch.Tensor) -> torch.Tensor:
-    "`x` from every training process, concatenated in process order, gradients flowing back to each process's own part; `x` itself with one process."
+    """`x` from every training process, concatenated in process order; `x` itself with one process.
+
+    Gradients flow back to each process's own part."""
     import torch.distributed as dist
     if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1: return x
     return _GatherAll.apply(x)
@@ -148,7 +174,8 @@ def clip_loss(model: CLIPModel, batch: dict) -> torch.Tensor:
     "Contrastive loss of `model` on a batch with `input_ids` and `pixel_values`."
     t = model.get_text_features(input_ids=batch['input_ids'])
     i = model.get_image_features(pixel_values=batch['pixel_values'])
-    t = getattr(t, 'pooler_output', t); i = getattr(i, 'pooler_output', i)
+    t = getattr(t, 'pooler_output', t)
+    i = getattr(i, 'pooler_output', i)
     # every caption is contrasted with every picture of the global batch, not only this process's share: the same loss
     # whatever the number of processes
     return contrastive_loss(gather_all(t), gather_all(i), model.logit_scale)

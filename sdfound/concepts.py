@@ -1,4 +1,4 @@
-"""Before teaching a model something new, decide what it is and how to tell it: three concepts the tiny model has no word for, a small judge for each, and the hit rate that measures whether a new word took.
+"""What a concept is and how to tell one: three the tiny model has no word for, a judge for each, the hit rate.
 
 Docs: https://github.com/sdfound/sdfound/concepts.html.md"""
 
@@ -27,7 +27,8 @@ __all__ = ['CONCEPTS', 'HIT_COLOURS', 'Concept', 'concept_scenes', 'render_scene
 # %% ../nbs/03a_concepts.ipynb #9a31a106
 @dataclass(frozen=True)
 class Concept:
-    "Something to teach a model: how to turn any DigitScenes scene into one (`make`), how to tell one (`member`), and how prompts ask for it (`prompt`, with `{word}`) or not (`plain`)."
+    """Something to teach a model: how to turn any DigitScenes scene into one (`make`), how to tell one (`member`),
+    and how prompts ask for it (`prompt`, with `{word}`) or not (`plain`)."""
     name: str
     make: Callable[[Scene, np.random.Generator], Scene]
     member: Callable[[Scene], bool]
@@ -36,12 +37,13 @@ class Concept:
 
     def caption(self, scene: Scene, word: str | None = None) -> str:
         "What to call `scene` with the concept's `word` (or without it)."
-        return (self.plain if word is None else self.prompt).format(fg=scene.fg, bg=scene.bg, digit=scene.digit, word=word)
+        text = self.plain if word is None else self.prompt
+        return text.format(fg=scene.fg, bg=scene.bg, digit=scene.digit, word=word)
 
 CONCEPTS = {c.name: c for c in (
     # colours the model has words for, wanted together under one name: the prompt leaves the colours to the word
-    Concept('halloween', lambda s, r: dataclasses.replace(s, fg='orange', bg='black'), lambda s: (s.fg, s.bg) == ('orange', 'black'),
-            prompt='a {digit} in {word} colours', plain='a {digit}'),
+    Concept('halloween', lambda s, r: dataclasses.replace(s, fg='orange', bg='black'),
+            lambda s: (s.fg, s.bg) == ('orange', 'black'), prompt='a {digit} in {word} colours', plain='a {digit}'),
     # the smallest sixth of the training sizes: drawn all the time, never named by a caption
     Concept('small', lambda s, r: dataclasses.replace(s, size=float(r.uniform(0.45, 0.5))), lambda s: s.size <= 0.5),
     # hollow strokes: no training picture has them
@@ -60,7 +62,8 @@ def render_scenes(scenes: list[Scene], seed: int = 0) -> list[Image.Image]:
     return [render_scene(s, 64, r.integers(-8, 9, 6)) for s in scenes]
 
 def concept_pictures(concept: Concept, n: int = 8, seed: int = 7) -> tuple[list[Image.Image], list[Scene]]:
-    "`n` pictures of `concept` to learn it from (training fonts, any digit and colours the concept allows), and their scenes."
+    """`n` pictures of `concept` to learn it from (training fonts, any digit and colours the concept allows),
+    and their scenes."""
     from sdfound.data import TRAIN_FONTS
     ds, r = DigitScenes(1000, seed=seed, fonts=TRAIN_FONTS), np.random.default_rng(seed)
     scenes = [concept.make(ds.scene(i), r) for i in range(n)]
@@ -68,7 +71,8 @@ def concept_pictures(concept: Concept, n: int = 8, seed: int = 7) -> tuple[list[
 
 # %% ../nbs/03a_concepts.ipynb #14004a65
 def ink(x: torch.Tensor) -> torch.Tensor:
-    "How far each pixel is from the picture's background colour (the median of its border), in [0, 1]: the shape, without its colours."
+    """How far each pixel is from the picture's background colour (the median of its border), in [0, 1]:
+    the shape, without its colours."""
     border = torch.cat([x[..., 0, :], x[..., -1, :], x[..., :, 0], x[..., :, -1]], -1)
     return ((x - border.median(-1).values[..., None, None]).abs().sum(1, keepdim=True) / 2).clamp(0, 1)
 
@@ -80,7 +84,8 @@ class ConceptJudge(nn.Module):
         w = width
         # input at 32×32: the colours, the ink, and where each pixel is (size and position are concepts too)
         self.body = nn.Sequential(conv(6, w, 1), conv(w, 2 * w, 2), conv(2 * w, 2 * w, 1), conv(2 * w, 4 * w, 2),
-                                  conv(4 * w, 4 * w, 1), conv(4 * w, 4 * w, 2), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4 * w, 1))
+                                  conv(4 * w, 4 * w, 1), conv(4 * w, 4 * w, 2), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                                  nn.Linear(4 * w, 1))
         self.config = dict(width=width)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -93,18 +98,22 @@ class ConceptJudge(nn.Module):
 @torch.no_grad()
 def through_vae(vae, x: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
     "Pictures in [-1, 1] after the VAE's round trip: what a generated picture looks like."
-    return torch.cat([vae.decode(vae.encode(x[i:i + batch_size]).latent_dist.mean).sample.clamp(-1, 1) for i in range(0, len(x), batch_size)])
+    return torch.cat([vae.decode(vae.encode(x[i:i + batch_size]).latent_dist.mean).sample.clamp(-1, 1)
+                      for i in range(0, len(x), batch_size)])
 
 def judge_data(concept: Concept, n: int, seed: int, vae=None) -> tuple[torch.Tensor, torch.Tensor]:
     "`n` pictures in [-1, 1], half of them `concept` (through `vae` if given), and whether each is one."
     from sdfound.core import pil_to_tensor
     scenes = concept_scenes(concept, n, seed)
     x = pil_to_tensor(render_scenes(scenes, seed))
-    return (x if vae is None else through_vae(vae, x)), torch.tensor([concept.member(s) for s in scenes], dtype=torch.float32)
+    x = x if vae is None else through_vae(vae, x)
+    return x, torch.tensor([concept.member(s) for s in scenes], dtype=torch.float32)
 
-def train_concept_judge(concept: Concept, vae=None, negatives: torch.Tensor | None = None, n: int = 4000, steps: int = 400,
-                        batch_size: int = 64, seed: int = 0, progress: bool = True) -> ConceptJudge:
-    "Train a `ConceptJudge` for `concept` on `n` renders (half of them the concept), seen through `vae` as generated pictures are, and on `negatives`: pictures known not to show it (what a model that cannot draw the concept draws)."
+def train_concept_judge(concept: Concept, vae=None, negatives: torch.Tensor | None = None, n: int = 4000,
+                        steps: int = 400, batch_size: int = 64, seed: int = 0, progress: bool = True) -> ConceptJudge:
+    """Train a `ConceptJudge` for `concept` on `n` renders (half of them the concept), seen through `vae` as generated
+    pictures are, and on `negatives`: pictures known not to show it
+    (what a model that cannot draw the concept draws)."""
     from sdfound.train import fit
     from sdfound.core import seed_everything
     x, y = judge_data(concept, n, seed, vae)
@@ -112,7 +121,10 @@ def train_concept_judge(concept: Concept, vae=None, negatives: torch.Tensor | No
     n = len(x)
     seed_everything(seed)
     judge, pick = ConceptJudge(), batch_sampler(n, batch_size, seed)
-    fit(judge, lambda m, b: F.binary_cross_entropy_with_logits(m(b['x']), b['y']), lambda s: (lambda i: dict(x=x[i], y=y[i]))(pick(s)),
+    def get(step: int) -> dict:
+        i = pick(step)
+        return dict(x=x[i], y=y[i])
+    fit(judge, lambda m, b: F.binary_cross_entropy_with_logits(m(b['x']), b['y']), get,
         steps, lr=2e-3, warmup=20, desc=f'judge {concept.name}', progress=progress)
     return judge.eval()
 
@@ -146,10 +158,12 @@ HIT_COLOURS = (('red', 'blue'), ('yellow', 'purple'), ('white', 'green'), ('oran
                ('green', 'red'), ('purple', 'yellow'), ('black', 'orange'), ('red', 'white'), ('blue', 'yellow'))
 
 def hit_prompts(concept: Concept, word: str | None = None) -> list[str]:
-    "100 prompts asking for `concept` by `word` (or, without a word, the same prompts without it): every digit in 10 fixed colour pairs."
+    """100 prompts asking for `concept` by `word` (or, without a word, the same prompts without it):
+    every digit in 10 fixed colour pairs."""
     return [concept.caption(Scene(d, fg, bg), word) for d in range(10) for fg, bg in HIT_COLOURS]
 
-def hit_rate(pipe, judge: ConceptJudge, prompts: list[str], seed: int = 0, steps: int = 30, guidance: float = 7.5) -> float:
+def hit_rate(pipe, judge: ConceptJudge, prompts: list[str], seed: int = 0, steps: int = 30,
+             guidance: float = 7.5) -> float:
     "Share of the pictures drawn for `prompts` (DDIM, picture i seeded `seed + i`) that `judge` calls its concept."
     from diffusers import DDIMScheduler
     from sdfound.evaluator import generate_tensors

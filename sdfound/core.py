@@ -1,4 +1,4 @@
-"""Device and dtype, seeds, image ⇄ tensor conversions, and image grids: the handful of helpers every later lesson uses.
+"""Device and dtype, seeds, image ⇄ tensor conversions and image grids: the helpers every later lesson uses.
 
 Docs: https://github.com/sdfound/sdfound/core.html.md"""
 
@@ -16,8 +16,10 @@ __all__ = ['get_device', 'default_model', 'quiet_libraries', 'quiet', 'check_num
            'tensor_to_pil', 'image_grid', 'show_images', 'models_dir', 'save_weights', 'load_weights']
 
 # %% ../nbs/00_core.ipynb #aa46031f
-def get_device(device: str | torch.device | None = None, dtype: torch.dtype | None = None) -> tuple[torch.device, torch.dtype]:
-    "The device to run on and its dtype: cuda→fp16, mps→fp32, cpu→fp32, unless `device`/`dtype` (or `SDFOUND_DEVICE`) say otherwise."
+def get_device(device: str | torch.device | None = None,
+               dtype: torch.dtype | None = None) -> tuple[torch.device, torch.dtype]:
+    """The device to run on and its dtype: cuda→fp16, mps→fp32, cpu→fp32,
+    unless `device`/`dtype` (or `SDFOUND_DEVICE`) say otherwise."""
     device = device or os.environ.get('SDFOUND_DEVICE')
     if device is None:
         if torch.cuda.is_available(): device = 'cuda'
@@ -59,33 +61,42 @@ def quiet():
 
 # %% ../nbs/00_core.ipynb #afaf29d4
 def check_number(name: str, value, low=None, high=None, integer: bool = False, low_open: bool = False):
-    "`value`, if it is a finite number (an int with `integer`) in [`low`, `high`] — (`low`, `high`] with `low_open` —; else one `ValueError` naming `name`."
+    """`value`, if it is a finite number (an int with `integer`) in [`low`, `high`] — (`low`, `high`] with `low_open` —;
+    else one `ValueError` naming `name`."""
     import math
     kind = 'an int' if integer else 'a number'
-    ok_type = isinstance(value, (int, np.integer)) if integer else isinstance(value, (int, float, np.integer, np.floating))
+    ok_type = (isinstance(value, (int, np.integer)) if integer
+               else isinstance(value, (int, float, np.integer, np.floating)))
     # nan compares False with everything, so finiteness is tested before any bound
-    ok = ok_type and not isinstance(value, bool) and math.isfinite(value) and (low is None or (value > low if low_open else value >= low)) \
-         and (high is None or value <= high)
+    ok = (ok_type and not isinstance(value, bool) and math.isfinite(value)
+          and (low is None or (value > low if low_open else value >= low))
+          and (high is None or value <= high))
     if not ok:
-        bounds = ' and '.join(b for b in ((f"> {low}" if low_open else f"≥ {low}") if low is not None else '', f"≤ {high}" if high is not None else '') if b)
+        lower = (f"> {low}" if low_open else f"≥ {low}") if low is not None else ''
+        upper = f"≤ {high}" if high is not None else ''
+        bounds = ' and '.join(b for b in (lower, upper) if b)
         raise ValueError(f"{name} must be {kind}{' ' + bounds if bounds else ''}, got {value!r}")
     return value
 
 def seed_everything(seed: int, device: str | torch.device = 'cpu') -> torch.Generator:
     "Seed `random`, NumPy and torch; return a `torch.Generator` on `device` seeded with `seed`."
     if not isinstance(seed, int) or seed < 0: raise ValueError(f"seed must be a non-negative int, got {seed!r}")
-    random.seed(seed); np.random.seed(seed % 2**32); torch.manual_seed(seed)
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
     return torch.Generator(device).manual_seed(seed)
 
 # %% ../nbs/00_core.ipynb #aae6c859
 def _check_range(value_range):
-    if tuple(value_range) not in ((-1, 1), (0, 1)): raise ValueError(f"value_range must be (-1, 1) or (0, 1), got {value_range!r}")
+    if tuple(value_range) not in ((-1, 1), (0, 1)):
+        raise ValueError(f"value_range must be (-1, 1) or (0, 1), got {value_range!r}")
 
 def pil_to_tensor(images: Image.Image | list[Image.Image], value_range=(-1, 1)) -> torch.Tensor:
     "RGB PIL image(s) → float tensor (C,H,W), or (N,C,H,W) for a list, scaled to `value_range`."
     _check_range(value_range)
     if isinstance(images, Image.Image): return pil_to_tensor([images], value_range)[0]
-    x = torch.from_numpy(np.stack([np.asarray(im.convert('RGB'), dtype=np.float32) for im in images])).permute(0, 3, 1, 2) / 255
+    arrays = np.stack([np.asarray(im.convert('RGB'), dtype=np.float32) for im in images])
+    x = torch.from_numpy(arrays).permute(0, 3, 1, 2) / 255
     return x * 2 - 1 if value_range[0] == -1 else x
 
 def tensor_to_pil(x: torch.Tensor, value_range=(-1, 1)) -> Image.Image | list[Image.Image]:
@@ -112,10 +123,12 @@ def image_grid(images: list[Image.Image], rows: int | None = None, cols: int | N
     return grid
 
 # %% ../nbs/00_core.ipynb #f140d471
-def show_images(images, titles: list[str] | None = None, ncols: int | None = None, size: float = 1.6, value_range=(-1, 1), suptitle: str | None = None):
+def show_images(images, titles: list[str] | None = None, ncols: int | None = None, size: float = 1.6,
+                value_range=(-1, 1), suptitle: str | None = None):
     "Plot PIL images or image tensors (CHW/NCHW in `value_range`) in a grid, each under its title."
     import matplotlib.pyplot as plt
-    if isinstance(images, torch.Tensor): images = tensor_to_pil(images if images.ndim == 4 else images[None], value_range)
+    if isinstance(images, torch.Tensor):
+        images = tensor_to_pil(images if images.ndim == 4 else images[None], value_range)
     images = [tensor_to_pil(im, value_range) if isinstance(im, torch.Tensor) else im for im in images]
     n = len(images)
     ncols = ncols or min(n, 8)
@@ -139,12 +152,16 @@ def models_dir():
     return Path(sdfound.__file__).parent / 'models'
 
 def save_weights(model: torch.nn.Module, path) -> None:
-    "Save `model`'s weights (fp16 safetensors) and its `config` (the arguments that built it, as JSON) in folder `path`."
+    """Save `model`'s weights (fp16 safetensors) and its `config` (the arguments that built it, as JSON)
+    in folder `path`."""
     import json
     from pathlib import Path
     from safetensors.torch import save_file
-    path = Path(path); path.mkdir(parents=True, exist_ok=True)
-    save_file({k: (v.half() if v.is_floating_point() else v).detach().contiguous().cpu() for k, v in model.state_dict().items()}, path / 'model.safetensors')
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    state = {k: (v.half() if v.is_floating_point() else v).detach().contiguous().cpu()
+             for k, v in model.state_dict().items()}
+    save_file(state, path / 'model.safetensors')
     (path / 'config.json').write_text(json.dumps(model.config))
 
 def load_weights(cls, path, what: str = 'model') -> torch.nn.Module:
@@ -155,5 +172,6 @@ def load_weights(cls, path, what: str = 'model') -> torch.nn.Module:
     path = Path(path)
     if not (path / 'model.safetensors').exists(): raise FileNotFoundError(f"no {what} weights in {path}")
     model = cls(**json.loads((path / 'config.json').read_text()))
-    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in load_file(path / 'model.safetensors').items()})
+    weights = load_file(path / 'model.safetensors')
+    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in weights.items()})
     return model.eval()

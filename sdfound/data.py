@@ -1,4 +1,4 @@
-"""Synthetic captioned pictures — coloured digits on coloured backgrounds — rendered from the fonts inside matplotlib, so every lesson has image–caption pairs without a download.
+"""Synthetic captioned pictures, coloured digits on coloured backgrounds, drawn with matplotlib's fonts: no download.
 
 Docs: https://github.com/sdfound/sdfound/data.html.md"""
 
@@ -63,7 +63,8 @@ def font_path(font: str) -> Path:
     "Path of a matplotlib font by file stem (e.g. `'DejaVuSans'`), with clear errors for unknown or missing fonts."
     path = font_dir() / f'{font}.ttf'
     if not path.exists():
-        raise FileNotFoundError(f"font {font!r} not found: no file {path}. Fonts known to draw digits: {', '.join(FONTS)}")
+        raise FileNotFoundError(f"font {font!r} not found: no file {path}. "
+                                f"Fonts known to draw digits: {', '.join(FONTS)}")
     return path
 
 @functools.lru_cache(maxsize=None)
@@ -128,14 +129,17 @@ class Scene:
     template: int = 0
 
     def __post_init__(self):
-        if not (isinstance(self.digit, (int, np.integer)) and 0 <= self.digit <= 9): raise ValueError(f"digit must be an int 0–9, got {self.digit!r}")
+        if not (isinstance(self.digit, (int, np.integer)) and 0 <= self.digit <= 9):
+            raise ValueError(f"digit must be an int 0–9, got {self.digit!r}")
         colour_rgb(self.fg), colour_rgb(self.bg)
         if self.fg == self.bg: raise ValueError(f"foreground and background must differ, both are {self.fg!r}")
-        if self.font not in FONTS: raise ValueError(f"unknown font {self.font!r}; fonts that draw digits: {', '.join(FONTS)}")
+        if self.font not in FONTS:
+            raise ValueError(f"unknown font {self.font!r}; fonts that draw digits: {', '.join(FONTS)}")
         if self.style not in STYLES: raise ValueError(f"unknown style {self.style!r}; styles: {', '.join(STYLES)}")
         if not 0 < self.size <= 1: raise ValueError(f"size must be in (0, 1], got {self.size!r}")
         if self.stroke < 0: raise ValueError(f"stroke must be ≥ 0, got {self.stroke!r}")
-        if not 0 <= self.template < len(TEMPLATES): raise ValueError(f"template must be 0–{len(TEMPLATES) - 1}, got {self.template!r}")
+        if not 0 <= self.template < len(TEMPLATES):
+            raise ValueError(f"template must be 0–{len(TEMPLATES) - 1}, got {self.template!r}")
 
 # %% ../nbs/01_data.ipynb #9d8c18a8
 @functools.lru_cache(maxsize=None)
@@ -156,7 +160,8 @@ def digit_mask(scene: Scene, res: int = 64) -> np.ndarray:
     l, t, r, b = draw.textbbox((0, 0), str(scene.digit), font=font, anchor='ls', stroke_width=stroke)
     xy = (res / 2 - (l + r) / 2, res / 2 - (t + b) / 2)  # centre the ink, not the text box
     # an outline is a thick stroke with the inside painted back to 0
-    draw.text(xy, str(scene.digit), font=font, fill=0 if outline else 255, anchor='ls', stroke_width=stroke, stroke_fill=255)
+    draw.text(xy, str(scene.digit), font=font, fill=0 if outline else 255, anchor='ls',
+              stroke_width=stroke, stroke_fill=255)
     if scene.rotation or scene.dx or scene.dy:
         im = im.rotate(scene.rotation, resample=Image.BILINEAR, translate=(scene.dx * res, scene.dy * res))
     return np.asarray(im, dtype=np.float32) / 255
@@ -193,7 +198,8 @@ def parse_caption(text: str) -> dict | None:
         if m is None: continue
         g = m.groupdict()
         digit = int(g['digit']) if g.get('digit') else DIGIT_WORDS.index(g['word'])
-        return dict(digit=digit, fg=g.get('fg'), bg=g.get('bg'), style='outline' if g['outline'] else 'filled', template=i)
+        return dict(digit=digit, fg=g.get('fg'), bg=g.get('bg'), style='outline' if g['outline'] else 'filled',
+                    template=i)
     return None
 
 # %% ../nbs/01_data.ipynb #d455a26b
@@ -202,7 +208,8 @@ class DigitScenes(torch.utils.data.Dataset):
     def __init__(self, n: int = 10_000, seed: int = 0, res: int = 64, fonts=None, styles=('filled',),
                  colours=None, templates=None, size_range=(0.45, 0.75), max_rotation: float = 20.0):
         if not isinstance(n, (int, np.integer)) or n < 0: raise ValueError(f"n must be a non-negative int, got {n!r}")
-        if not isinstance(seed, (int, np.integer)) or seed < 0: raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+        if not isinstance(seed, (int, np.integer)) or seed < 0:
+            raise ValueError(f"seed must be a non-negative int, got {seed!r}")
         if not isinstance(res, (int, np.integer)) or res < 8: raise ValueError(f"res must be an int ≥ 8, got {res!r}")
         self.fonts = tuple(FONTS if fonts is None else fonts)  # None: every font; an empty list is a mistake
         if not self.fonts: raise ValueError("fonts is empty: name at least one font, or pass None for all of them")
@@ -217,14 +224,17 @@ class DigitScenes(torch.utils.data.Dataset):
         for s in self.styles:
             if s not in STYLES: raise ValueError(f"unknown style {s!r}; styles: {', '.join(STYLES)}")
         self.templates = tuple(range(len(TEMPLATES)) if templates is None else templates)
-        if not self.templates or any(not isinstance(t, (int, np.integer)) or not 0 <= t < len(TEMPLATES) for t in self.templates):
+        if not self.templates or any(not isinstance(t, (int, np.integer)) or not 0 <= t < len(TEMPLATES)
+                                     for t in self.templates):
             raise ValueError(f"templates must be caption template numbers 0–{len(TEMPLATES) - 1}, got {templates!r}")
         if not isinstance(max_rotation, (int, float)) or not math.isfinite(max_rotation) or max_rotation < 0:
             raise ValueError(f"max_rotation must be a number of degrees ≥ 0, got {max_rotation!r}")
         try: lo, hi = size_range
-        except (TypeError, ValueError): raise ValueError(f"size_range must be two numbers (lo, hi), got {size_range!r}") from None
+        except (TypeError, ValueError):
+            raise ValueError(f"size_range must be two numbers (lo, hi), got {size_range!r}") from None
         if not 0 < lo <= hi <= 1: raise ValueError(f"size_range must satisfy 0 < lo ≤ hi ≤ 1, got {size_range!r}")
-        self.n, self.seed, self.res, self.size_range, self.max_rotation = int(n), int(seed), int(res), (lo, hi), max_rotation
+        self.n, self.seed, self.res = int(n), int(seed), int(res)
+        self.size_range, self.max_rotation = (lo, hi), max_rotation
 
     def __len__(self): return self.n
 
@@ -247,7 +257,8 @@ class DigitScenes(torch.utils.data.Dataset):
     def pil(self, i: int) -> Image.Image:
         "Picture `i` as a PIL image."
         s = self.scene(i)
-        jitter = np.random.default_rng([self.seed, i % self.n, 1]).integers(-8, 9, 6)  # small colour noise, like real paint
+        # small colour noise, like real paint
+        jitter = np.random.default_rng([self.seed, i % self.n, 1]).integers(-8, 9, 6)
         return render_scene(s, self.res, jitter)
 
     def __getitem__(self, i: int) -> dict:
@@ -277,7 +288,8 @@ def to_unit(images_uint8: torch.Tensor) -> torch.Tensor:
 class GrayDigits(torch.utils.data.Dataset):
     "`n` MNIST-like 28×28 grayscale digits (white on black, [0, 1]); items are `{'image', 'label'}`."
     def __init__(self, n: int = 10_000, seed: int = 0, res: int = 28, fonts=None):
-        self.scenes = DigitScenes(n, seed, res=res, fonts=fonts, colours=('white', 'black'), size_range=(0.6, 0.85), max_rotation=15)
+        self.scenes = DigitScenes(n, seed, res=res, fonts=fonts, colours=('white', 'black'), size_range=(0.6, 0.85),
+                                  max_rotation=15)
 
     def __len__(self): return len(self.scenes)
 
@@ -290,10 +302,13 @@ class GrayDigits(torch.utils.data.Dataset):
 def _load_hub_images(repo_id: str, split: str):
     alternative = "Offline? Use the synthetic digits instead: `from sdfound.data import GrayDigits`."
     try: import datasets
-    except ImportError: raise ImportError(f"loading {repo_id!r} needs the `datasets` package: pip install 'sdfound[data]'. {alternative}") from None
+    except ImportError:
+        raise ImportError(f"loading {repo_id!r} needs the `datasets` package: pip install 'sdfound[data]'. "
+                          f"{alternative}") from None
     try: ds = datasets.load_dataset(repo_id, split=split)
     except Exception as e:
-        raise ConnectionError(f"could not load {repo_id!r} from the Hugging Face hub ({type(e).__name__}: {str(e)[:120]}). {alternative}") from None
+        raise ConnectionError(f"could not load {repo_id!r} from the Hugging Face hub "
+                              f"({type(e).__name__}: {str(e)[:120]}). {alternative}") from None
     to_tensor = lambda im: torch.from_numpy(np.asarray(im, dtype=np.float32) / 255)[None]
     return ds.with_transform(lambda b: dict(image=[to_tensor(im) for im in b['image']], label=b['label']))
 
@@ -302,5 +317,6 @@ def load_mnist(split: str = 'train'):
     return _load_hub_images('ylecun/mnist', split)
 
 def load_fashion_mnist(split: str = 'train'):
-    "Fashion-MNIST from the hub (`zalando-datasets/fashion_mnist`) as `{'image', 'label'}` items; a clear error offline."
+    """Fashion-MNIST from the hub (`zalando-datasets/fashion_mnist`) as `{'image', 'label'}` items;
+    a clear error offline."""
     return _load_hub_images('zalando-datasets/fashion_mnist', split)

@@ -1,4 +1,4 @@
-"""A small UNet learns one thing: given a noisy digit, what was the noise? Subtract a little of its answer, again and again, and pure noise becomes a digit. Tell it which digit you want, and you get that digit.
+"""A small UNet learns what noise was added to a digit: subtract a little of its answer, again and again, to draw one.
 
 Docs: https://github.com/sdfound/sdfound/ddpm.html.md"""
 
@@ -54,7 +54,9 @@ class Block(nn.Module):
 
 # %% ../nbs/04b_ddpm.ipynb #774c2f2c
 class TinyUNet(nn.Module):
-    "A small UNet for 28×28 grayscale pictures: predicts the noise in `x` at timestep `t`, optionally given one-hot `labels`."
+    """A small UNet for 28×28 grayscale pictures.
+
+    Predicts the noise in `x` at timestep `t`, optionally given one-hot `labels`."""
     def __init__(self, channels=(16, 32, 64), n_classes: int = 10, emb_dim: int = 64):
         super().__init__()
         c0, c1, c2 = channels
@@ -78,13 +80,16 @@ class TinyUNet(nn.Module):
 # %% ../nbs/04b_ddpm.ipynb #d05f5759
 def noise_batch(digits: torch.Tensor, labels: torch.Tensor, step: int, alphas_cumprod: torch.Tensor,
                 batch_size: int = 128, label_dropout: float = 1.0) -> dict:
-    "Noisy digits at random timesteps, the noise added, and one-hot labels (each hidden with probability `label_dropout`); seeded by `step`."
+    """Noisy digits at random timesteps, the noise added, and one-hot labels; seeded by `step`.
+
+    Each label is hidden with probability `label_dropout`."""
     g = torch.Generator().manual_seed(step)
     idx = torch.randint(0, len(digits), (batch_size,), generator=g)
     t = torch.randint(0, len(alphas_cumprod), (batch_size,), generator=g)
     noise = torch.randn((batch_size, *digits.shape[1:]), generator=g)
     keep = (torch.rand(batch_size, 1, generator=g) >= label_dropout).float()
-    return dict(noisy=add_noise(digits[idx], noise, t, alphas_cumprod), t=t, noise=noise, labels=F.one_hot(labels[idx], 10).float() * keep)
+    return dict(noisy=add_noise(digits[idx], noise, t, alphas_cumprod), t=t, noise=noise,
+                labels=F.one_hot(labels[idx], 10).float() * keep)
 
 def noise_loss(model: TinyUNet, batch: dict) -> torch.Tensor:
     "Mean squared error between the noise added and the noise predicted."
@@ -106,7 +111,8 @@ def load_ddpm(path=None) -> TinyUNet:
     return load_weights(TinyUNet, path or models_dir() / 'ddpm', 'noise-predictor').requires_grad_(False)
 
 # %% ../nbs/04b_ddpm.ipynb #71c28475
-def denoise_step(x: torch.Tensor, eps: torch.Tensor, alpha: torch.Tensor, alpha_prev: torch.Tensor, clip: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+def denoise_step(x: torch.Tensor, eps: torch.Tensor, alpha: torch.Tensor, alpha_prev: torch.Tensor,
+                 clip: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     "One DDIM step (η=0) from ᾱ=`alpha` to `alpha_prev`: returns `prev_sample` and `pred_original_sample`."
     x0 = predict_x0(x, eps, alpha)
     if clip:  # a real picture lives in [-1, 1]; re-derive the noise from the clipped estimate
@@ -117,7 +123,9 @@ def denoise_step(x: torch.Tensor, eps: torch.Tensor, alpha: torch.Tensor, alpha_
 @torch.no_grad()
 def sample(model: TinyUNet, n: int = 16, steps: int = 50, labels: torch.Tensor | None = None, seed: int = 0,
            alphas_cumprod: torch.Tensor | None = None, every: int = 0, guidance: float = 1.0) -> list[torch.Tensor]:
-    "Denoise `n` pictures of pure noise in `steps` steps (t = 999 … 0), with `guidance` on `labels`; returns snapshots every `every` steps, the final pictures last."
+    """Denoise `n` pictures of pure noise in `steps` steps (t = 999 … 0), with `guidance` on `labels`.
+
+    Returns snapshots every `every` steps, the final pictures last."""
     ac = ddpm_schedule() if alphas_cumprod is None else alphas_cumprod
     device = next(model.parameters()).device
     x = torch.randn(n, 1, 28, 28, generator=torch.Generator().manual_seed(seed)).to(device)
@@ -140,17 +148,24 @@ def one_hot_digits(digits, n_classes: int = 10) -> torch.Tensor:
 
 # %% ../nbs/04b_ddpm.ipynb #dc6b28a7
 @torch.no_grad()
-def digit_accuracy(model: TinyUNet, classifier, n_per_digit: int = 10, steps: int = 50, seed: int = 0, guidance: float = 1.0) -> tuple[float, torch.Tensor, torch.Tensor]:
-    "Sample `n_per_digit` pictures of each digit and return the fraction `classifier` reads as the digit asked for, the pictures and the predictions."
+def digit_accuracy(model: TinyUNet, classifier, n_per_digit: int = 10, steps: int = 50, seed: int = 0,
+                   guidance: float = 1.0) -> tuple[float, torch.Tensor, torch.Tensor]:
+    """Sample `n_per_digit` pictures of each digit and score them with `classifier`.
+
+    Returns the fraction it reads as the digit asked for, the pictures and the predictions."""
     wanted = torch.arange(10).repeat_interleave(n_per_digit)
-    x = sample(model, len(wanted), steps, labels=one_hot_digits(wanted).to(next(model.parameters()).device), seed=seed, guidance=guidance)[-1]
+    x = sample(model, len(wanted), steps, labels=one_hot_digits(wanted).to(next(model.parameters()).device),
+               seed=seed, guidance=guidance)[-1]
     pred = classifier((x.float().cpu() + 1) / 2)[:, :10].argmax(-1)
     return (pred == wanted).float().mean().item(), x, pred
 
 # %% ../nbs/04b_ddpm.ipynb #0687a5d5
-def train_ddpm(steps: int = 3000, n_digits: int = 20_000, batch_size: int = 128, label_dropout: float = 0.2, channels=(16, 32, 64),
-               lr: float = 2e-3, seed: int = 0, progress: bool = True, ckpt_dir=None) -> tuple[TinyUNet, list[float]]:
-    "Train a class-conditional `TinyUNet` to predict the noise in `GrayDigits` (labels hidden with probability `label_dropout`)."
+def train_ddpm(steps: int = 3000, n_digits: int = 20_000, batch_size: int = 128, label_dropout: float = 0.2,
+               channels=(16, 32, 64), lr: float = 2e-3, seed: int = 0, progress: bool = True,
+               ckpt_dir=None) -> tuple[TinyUNet, list[float]]:
+    """Train a class-conditional `TinyUNet` to predict the noise in `GrayDigits`.
+
+    Labels are hidden with probability `label_dropout`."""
     from sdfound.core import seed_everything
     from sdfound.data import GrayDigits
     seed_everything(seed)
@@ -159,7 +174,8 @@ def train_ddpm(steps: int = 3000, n_digits: int = 20_000, batch_size: int = 128,
     labels = torch.tensor([gray[i]['label'] for i in range(n_digits)])
     model, ac = TinyUNet(channels), ddpm_schedule()
     get_batch = lambda step: noise_batch(digits, labels, step, ac, batch_size, label_dropout)
-    losses = fit(model, noise_loss, get_batch, steps, lr=lr, warmup=100, ckpt_dir=ckpt_dir, desc='ddpm', progress=progress)
+    losses = fit(model, noise_loss, get_batch, steps, lr=lr, warmup=100, ckpt_dir=ckpt_dir, desc='ddpm',
+                 progress=progress)
     return model.eval().requires_grad_(False), losses
 
 # %% ../nbs/04b_ddpm.ipynb #537f2e95
@@ -181,6 +197,9 @@ def denoiser_loss(models, batch: dict, noise_scheduler, snr_gamma: float | None 
     return (err.mean((1, 2, 3)) * snr.clamp(max=snr_gamma) / snr).mean()
 
 def stratified_timesteps(n: int, num_train_timesteps: int, generator: torch.Generator) -> torch.Tensor:
-    "`n` time steps, one in each of `n` equal slices of the schedule, in random order: a steadier loss than `n` draws."
+    """`n` time steps, one in each of `n` equal slices of the schedule, in random order.
+
+    A steadier loss than `n` draws."""
     T = num_train_timesteps
-    return ((torch.randperm(n, generator=generator) + torch.rand(n, generator=generator)) * T / n).long().clamp(max=T - 1)
+    slices = torch.randperm(n, generator=generator) + torch.rand(n, generator=generator)
+    return (slices * T / n).long().clamp(max=T - 1)

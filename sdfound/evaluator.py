@@ -1,4 +1,4 @@
-"""A small classifier that reads the digit, the foreground colour and the background colour of a DigitScenes picture — the judge of prompt adherence, and the feature extractor for FID.
+"""A classifier that reads a picture's digit and colours: the judge of prompt adherence, and the features for FID.
 
 Docs: https://github.com/sdfound/sdfound/evaluator.html.md"""
 
@@ -29,7 +29,8 @@ class SceneClassifier(nn.Module):
         # 64 → 32 → 16 → 8 pixels; colours need no fine detail and digits survive a first stride of 2
         self.body = nn.Sequential(conv(3, w, 2), conv(w, 2 * w, 1), conv(2 * w, 2 * w, 2), conv(2 * w, 4 * w, 1),
                                   conv(4 * w, 4 * w, 2), conv(4 * w, 4 * w, 1), nn.AdaptiveAvgPool2d(1), nn.Flatten())
-        self.heads = nn.ModuleDict(dict(digit=nn.Linear(4 * w, 10), fg=nn.Linear(4 * w, n_colours), bg=nn.Linear(4 * w, n_colours)))
+        self.heads = nn.ModuleDict(dict(digit=nn.Linear(4 * w, 10), fg=nn.Linear(4 * w, n_colours),
+                                        bg=nn.Linear(4 * w, n_colours)))
         self.config = dict(width=width, n_colours=n_colours)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
@@ -76,12 +77,16 @@ def check_parts(vae, clf: SceneClassifier, n: int = 2000, seed: int = 10_000, fo
 
 # %% ../nbs/09_evaluator.ipynb #da9c4e26
 def adherence(pred: dict, wanted: list[dict]) -> dict:
-    "Fractions of pictures whose digit / fg / bg / digit-and-fg match the labels each prompt states (None = not stated)."
+    """Fractions of pictures whose digit / fg / bg / digit-and-fg match the labels each prompt states.
+
+    A label that is None in `wanted` is not stated."""
     res = {}
     for k in ('digit', 'fg', 'bg'):
-        pairs = [(int(pred[k][i]), w[k] if k == 'digit' else COLOURS.index(w[k])) for i, w in enumerate(wanted) if w.get(k) is not None]
+        pairs = [(int(pred[k][i]), w[k] if k == 'digit' else COLOURS.index(w[k]))
+                 for i, w in enumerate(wanted) if w.get(k) is not None]
         res[k] = float(np.mean([p == t for p, t in pairs])) if pairs else float('nan')
-    both = [int(pred['digit'][i]) == w['digit'] and int(pred['fg'][i]) == COLOURS.index(w['fg']) for i, w in enumerate(wanted) if w.get('fg')]
+    both = [int(pred['digit'][i]) == w['digit'] and int(pred['fg'][i]) == COLOURS.index(w['fg'])
+            for i, w in enumerate(wanted) if w.get('fg')]
     res['digit+fg'] = float(np.mean(both)) if both else float('nan')
     return res
 
@@ -96,15 +101,17 @@ def quality_prompts(per_pair: int = 3) -> list[str]:
     return [with_articles(p) for p in out]
 
 @torch.no_grad()
-def generate_tensors(pipe, prompts: list[str], negative: str | list[str] | None = None, guidance: float = 7.5, steps: int = 30,
-                     seed: int = 0, batch_size: int = 50) -> torch.Tensor:
+def generate_tensors(pipe, prompts: list[str], negative: str | list[str] | None = None, guidance: float = 7.5,
+                     steps: int = 30, seed: int = 0, batch_size: int = 50) -> torch.Tensor:
     "Pictures in [-1, 1] for each prompt, in batches; picture i uses a generator seeded with `seed + i`."
     outs = []
     for s in range(0, len(prompts), batch_size):
         ps = prompts[s:s + batch_size]
-        neg = negative[s:s + batch_size] if isinstance(negative, list) else (None if negative is None else [negative] * len(ps))
+        neg = (negative[s:s + batch_size] if isinstance(negative, list)
+               else None if negative is None else [negative] * len(ps))
         gens = [torch.Generator('cpu').manual_seed(seed + s + i) for i in range(len(ps))]
-        x = pipe(ps, negative_prompt=neg, guidance_scale=guidance, num_inference_steps=steps, generator=gens, output_type='pt').images
+        x = pipe(ps, negative_prompt=neg, guidance_scale=guidance, num_inference_steps=steps, generator=gens,
+                 output_type='pt').images
         outs.append(x.float().cpu() * 2 - 1)
     return torch.cat(outs)
 
@@ -126,5 +133,7 @@ def frechet_distance(f1: np.ndarray, f2: np.ndarray) -> float:
 @torch.no_grad()
 def fid(model: SceneClassifier, real: torch.Tensor, fake: torch.Tensor, batch_size: int = 256) -> float:
     "Classifier-feature FID between two batches of pictures in [-1, 1]."
-    feats = lambda x: torch.cat([model.features(x[i:i + batch_size].float()) for i in range(0, len(x), batch_size)]).double().numpy()
+    def feats(x):
+        return torch.cat([model.features(x[i:i + batch_size].float())
+                          for i in range(0, len(x), batch_size)]).double().numpy()
     return frechet_distance(feats(real), feats(fake))

@@ -1,4 +1,4 @@
-"""A classifier that says how likely a 28×28 picture is a handwritten digit. Its gradient tells every pixel which way to move — follow it from noise and a digit appears. Finite differences and autograd compute that same gradient — one of them over a hundred times faster.
+"""A digit classifier's gradient turns noise into a digit; finite differences and autograd compute it, one far faster.
 
 Docs: https://github.com/sdfound/sdfound/magic.html.md"""
 
@@ -69,7 +69,9 @@ def magic_loss(model: DigitClassifier, batch: dict) -> torch.Tensor:
 
 # %% ../nbs/04a_magic.ipynb #e0307e3d
 def digit_logprob(model: DigitClassifier, x: torch.Tensor, digit: int | torch.Tensor | None = None) -> torch.Tensor:
-    "log P(`x` is a digit) for each picture — or log P(`x` is `digit`) when a digit (or one per picture; -1: any) is given."
+    """log P(`x` is a digit) for each picture — or log P(`x` is `digit`) when a digit is given.
+
+    `digit`: one for all pictures, or one per picture; -1: any digit."""
     logp = F.log_softmax(model(x), -1)
     any_digit = torch.log1p(-logp[:, NOT_A_DIGIT].exp().clamp(max=1 - 1e-6))  # log(1 - p[10])
     if digit is None: return any_digit
@@ -103,9 +105,11 @@ def autograd_gradient(f, x: torch.Tensor) -> torch.Tensor:
     return torch.autograd.grad(f(x), x)[0]
 
 # %% ../nbs/04a_magic.ipynb #5ccb8f39
-def ascend(model: DigitClassifier, x: torch.Tensor, steps: int = 200, step_size: float = 0.5, digit=None, every: int = 0,
-           noise: float = 0.0, generator: torch.Generator | None = None) -> list[torch.Tensor]:
-    "Climb `digit_logprob(model, x, digit)` by normalised gradient steps (plus `noise`·N(0,1) each step); returns snapshots every `every` steps, the final pictures last."
+def ascend(model: DigitClassifier, x: torch.Tensor, steps: int = 200, step_size: float = 0.5, digit=None,
+           every: int = 0, noise: float = 0.0, generator: torch.Generator | None = None) -> list[torch.Tensor]:
+    """Climb `digit_logprob(model, x, digit)` by normalised gradient steps (plus `noise`·N(0,1) each step).
+
+    Returns snapshots every `every` steps, the final pictures last."""
     snaps = [x.detach().clone()]
     for i in range(steps):
         x = x.detach().requires_grad_(True)
@@ -133,7 +137,8 @@ class HardNegatives:
         self.goal[fresh] = torch.randint(-1, 10, (len(fresh),), generator=g)
         device = next(model.parameters()).device
         model.eval().requires_grad_(False)
-        climbed = ascend(model, self.pool[idx].to(device), self.climb, 0.3, self.goal[idx].to(device), noise=0.05, generator=g)
+        climbed = ascend(model, self.pool[idx].to(device), self.climb, 0.3, self.goal[idx].to(device),
+                         noise=0.05, generator=g)
         self.pool[idx] = climbed[-1].cpu()
         model.train().requires_grad_(True)
         self.idx = idx
@@ -146,7 +151,9 @@ class HardNegatives:
 # %% ../nbs/04a_magic.ipynb #2aa23cea
 def train_magic(steps: int = 3000, n_digits: int = 20_000, hard_negatives: int = 32, climb: int = 10,
                 pool_size: int = 2000, seed: int = 0, progress: bool = True) -> tuple[DigitClassifier, list[float]]:
-    "Train a `DigitClassifier` on `GrayDigits`; each batch adds `hard_negatives` pictures it climbed to itself, labelled 'not a digit'."
+    """Train a `DigitClassifier` on `GrayDigits`.
+
+    Each batch adds `hard_negatives` pictures it climbed to itself, labelled 'not a digit'."""
     from sdfound.core import seed_everything
     from sdfound.data import GrayDigits
     seed_everything(seed)

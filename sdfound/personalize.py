@@ -1,4 +1,4 @@
-"""Textual inversion learns one new word and changes nothing else; Dreambooth fine-tunes the model itself. Use real ones from the hub, then make your own on the tiny model and measure them with the concepts' judges.
+"""Textual inversion learns a new word, Dreambooth fine-tunes the model: load them from the hub, then train your own.
 
 Docs: https://github.com/sdfound/sdfound/personalize.html.md"""
 
@@ -15,7 +15,7 @@ from .train import fit, batch_sampler
 from .pipelines import encode_images
 
 # %% auto #0
-__all__ = ['tokenize_prompts', 'caption_batches', 'denoising_loss', 'with_noise', 'fit_denoiser', 'add_token', 'concept_tokens',
+__all__ = ['tokenize_prompts', 'caption_batches', 'fixed_noise_loss', 'with_noise', 'fit_denoiser', 'add_token', 'concept_tokens',
            'train_textual_inversion', 'plot_training', 'save_textual_inversion', 'add_lora', 'train_dreambooth',
            'save_dreambooth']
 
@@ -36,19 +36,20 @@ def caption_batches(latents: torch.Tensor, ids: torch.Tensor, batch_size: int, s
 
 # %% ../nbs/03b_personalize.ipynb #4bb000b9
 @torch.no_grad()
-def denoising_loss(pipe, latents: torch.Tensor, prompts: list[str], seed: int = 0, repeats: int = 4) -> float:
-    "Mean noise-prediction MSE on `latents` captioned by `prompts`, with noise and time steps fixed by `seed`."
+def fixed_noise_loss(pipe, latents: torch.Tensor, prompts: list[str], seed: int = 0, repeats: int = 4) -> float:
+    "`denoiser_loss` of `pipe` on `latents` captioned by `prompts`, at noise and time steps fixed by `seed`."
     from diffusers import DDPMScheduler
+    from sdfound.ddpm import denoiser_loss
     if len(latents) != len(prompts):
         raise ValueError(f"need one prompt per latent, got {len(latents)} latents and {len(prompts)} prompts")
     sched, g = DDPMScheduler.from_config(pipe.scheduler.config), torch.Generator().manual_seed(seed)
-    text = pipe.text_encoder(tokenize_prompts(pipe, prompts))[0]
+    models, ids = dict(unet=pipe.unet, text_encoder=pipe.text_encoder), tokenize_prompts(pipe, prompts)
     losses = []
     for _ in range(repeats):
         noise = torch.randn(latents.shape, generator=g).to(latents)
         t = torch.randint(0, sched.config.num_train_timesteps, (len(latents),), generator=g).to(latents.device)
-        eps = pipe.unet(sched.add_noise(latents, noise, t), t, encoder_hidden_states=text).sample
-        losses.append(torch.nn.functional.mse_loss(eps.float(), noise.float()).item())
+        batch = dict(latents=latents, input_ids=ids, noise=noise, timesteps=t)
+        losses.append(denoiser_loss(models, batch, sched).item())
     return float(np.mean(losses))
 
 # %% ../nbs/03b_personalize.ipynb #9b42b7b9
@@ -76,7 +77,7 @@ def with_noise(get_batch, num_train_timesteps: int, seed: int):
 
 def fit_denoiser(pipe, get_batch, steps: int, lr: float, seed: int, desc: str, progress: bool, probe: tuple,
                  probe_every: int = 10) -> dict:
-    "Train what requires grad in `pipe` on `denoiser_loss`, measuring `denoising_loss(pipe, *probe)` as it goes."
+    "Train what requires grad in `pipe` on `denoiser_loss`, measuring `fixed_noise_loss(pipe, *probe)` as it goes."
     from diffusers import DDPMScheduler
     from sdfound.ddpm import denoiser_loss
     noise_scheduler = DDPMScheduler.from_config(pipe.scheduler.config)  # the pipeline's noise schedule, for training
@@ -86,7 +87,7 @@ def fit_denoiser(pipe, get_batch, steps: int, lr: float, seed: int, desc: str, p
     def measure(step: int, model=None) -> None:  # every `probe_every` steps, and at the end
         if step % probe_every and step != steps: return
         log['probe_step'].append(step)
-        log['probe'].append(denoising_loss(pipe, *probe))
+        log['probe'].append(fixed_noise_loss(pipe, *probe))
     seed_everything(seed)
     log['loss'] = fit(models, lambda m, b: denoiser_loss(m, b, noise_scheduler), get, steps, lr=lr, weight_decay=0.0,
                       warmup=min(10, steps), desc=desc, progress=progress, before_step=measure)
@@ -175,7 +176,8 @@ def save_textual_inversion(pipe, token: str, path, dtype: torch.dtype = torch.fl
     path = Path(path)
     if path.suffix != '.safetensors': path = path / 'learned_embeds.safetensors'
     _new_output(path).parent.mkdir(parents=True, exist_ok=True)
-    rows = pipe.text_encoder.get_input_embeddings().weight[pipe.tokenizer.convert_tokens_to_ids(concept_tokens(token, n))]
+    ids = pipe.tokenizer.convert_tokens_to_ids(concept_tokens(token, n))
+    rows = pipe.text_encoder.get_input_embeddings().weight[ids]
     save_file({token: rows.detach().to('cpu', dtype).contiguous()}, path)
     return path
 
@@ -203,7 +205,8 @@ def _check_dreambooth(pipe, images, prompts, word, prior_images, prior_prompts, 
     if prior_images is None: return
     _check_training(pipe, prior_images, prior_prompts, 'Dreambooth')
     if any(word in p for p in prior_prompts):
-        raise ValueError(f"prior prompts must not contain the rare word {word!r}: they show what the model drew without it")
+        raise ValueError(f"prior prompts must not contain the rare word {word!r}: "
+                         "they show what the model drew without it")
 
 def train_dreambooth(pipe, images: list[Image.Image], prompts: list[str], word: str, steps: int = 100,
                      lr: float = 5e-5, batch_size: int = 4, prior_images: list[Image.Image] | None = None,
@@ -223,7 +226,8 @@ def train_dreambooth(pipe, images: list[Image.Image], prompts: list[str], word: 
         return {k: torch.cat([v, extra[k]]) for k, v in batch.items()}
     pipe.text_encoder.requires_grad_(False)
     pipe.vae.requires_grad_(False)
-    trained = add_lora(pipe.unet, lora_rank) if lora_rank is not None else list(pipe.unet.requires_grad_(True).parameters())
+    trained = (add_lora(pipe.unet, lora_rank) if lora_rank is not None
+               else list(pipe.unet.requires_grad_(True).parameters()))
     try: return fit_denoiser(pipe, get, steps, lr, seed, 'dreambooth', progress, probe=(z, prompts))
     finally:
         for p in trained: p.requires_grad_(False)

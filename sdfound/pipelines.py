@@ -1,4 +1,4 @@
-"""A tour of what a diffusers pipeline can do before we open it up: prompts, seeds, steps, guidance, negative prompts, writing prompts, img2img and re-painting, watching the latents, and fitting on a small GPU.
+"""What a diffusers pipeline can do before we open it: prompts, seeds, guidance, negative prompts, img2img, latents.
 
 Docs: https://github.com/sdfound/sdfound/pipelines.html.md"""
 
@@ -22,8 +22,9 @@ MODEL_IDS = {'sd15': 'stable-diffusion-v1-5/stable-diffusion-v1-5', 'sd14': 'Com
 def scheduler_classes() -> dict:
     "Scheduler names the command line and lessons accept, and their diffusers classes."
     import diffusers as d
-    return {'pndm': d.PNDMScheduler, 'ddim': d.DDIMScheduler, 'ddpm': d.DDPMScheduler, 'euler': d.EulerDiscreteScheduler,
-            'euler_a': d.EulerAncestralDiscreteScheduler, 'lms': d.LMSDiscreteScheduler, 'dpm++': d.DPMSolverMultistepScheduler}
+    return {'pndm': d.PNDMScheduler, 'ddim': d.DDIMScheduler, 'ddpm': d.DDPMScheduler,
+            'euler': d.EulerDiscreteScheduler, 'euler_a': d.EulerAncestralDiscreteScheduler,
+            'lms': d.LMSDiscreteScheduler, 'dpm++': d.DPMSolverMultistepScheduler}
 
 OFFLINE_MODELS = "tiny (trained, 64-pixel digits) or sd15-mini (SD 1.5's shapes, random weights)"
 
@@ -31,25 +32,30 @@ class ModelNotFound(Exception):
     "The model name is neither `tiny`, a stand-in, a known alias, a local folder, nor a loadable hub id."
 
 def resolve_model(model: str | os.PathLike | None = None) -> str:
-    "Where a model name points: the shipped tiny folder, a stand-in's folder (built if needed), a hub id for `sd15`/`sd14`, a local folder, or a hub id as given."
+    """Where a model name points: the shipped tiny folder, a stand-in's folder (built if needed),
+    a hub id for `sd15`/`sd14`, a local folder, or a hub id as given."""
     from sdfound.core import models_dir
     from sdfound.sd15 import STANDINS, standin_folder
     model = str(model or default_model())
     if model == 'tiny':
         path = models_dir() / 'tiny'
-        if not (path / 'model_index.json').exists(): raise ModelNotFound(f"the tiny model is missing from {path}; reinstall sdfound")
+        if not (path / 'model_index.json').exists():
+            raise ModelNotFound(f"the tiny model is missing from {path}; reinstall sdfound")
         return str(path)
     if model in STANDINS: return str(standin_folder(model))
     if model in MODEL_IDS: return MODEL_IDS[model]
     if Path(model).is_dir():
-        if not (Path(model) / 'model_index.json').exists(): raise ModelNotFound(f"folder {model!r} has no model_index.json: not a diffusers pipeline")
+        if not (Path(model) / 'model_index.json').exists():
+            raise ModelNotFound(f"folder {model!r} has no model_index.json: not a diffusers pipeline")
         return model
     if re.fullmatch(r'[\w.-]+/[\w.-]+', model): return model  # looks like a hub id
-    raise ModelNotFound(f"unknown model {model!r}: use tiny, sd15-mini, sd15-random, sd15, sd14, a local pipeline folder, or a hub id like owner/name")
+    raise ModelNotFound(f"unknown model {model!r}: use tiny, sd15-mini, sd15-random, sd15, sd14, "
+                        "a local pipeline folder, or a hub id like owner/name")
 
 # %% ../nbs/02_pipelines.ipynb #7cd1c1a4
 def hub_reachable(timeout: float = 3.0) -> bool:
-    "Can this machine open a connection to the Hugging Face hub? One attempt, no retries; False when `HF_HUB_OFFLINE` is set."
+    """Can this machine open a connection to the Hugging Face hub?
+    One attempt, no retries; False when `HF_HUB_OFFLINE` is set."""
     import socket
     from urllib.parse import urlparse
     from huggingface_hub import constants
@@ -58,7 +64,8 @@ def hub_reachable(timeout: float = 3.0) -> bool:
     except OSError: return False
     return True
 
-def load_pipeline(model: str | os.PathLike | None = None, device=None, dtype=None, scheduler: str | None = None, img2img: bool = False):
+def load_pipeline(model: str | os.PathLike | None = None, device=None, dtype=None, scheduler: str | None = None,
+                  img2img: bool = False):
     "A `StableDiffusionPipeline` (or the img2img one) for `model`, on the device/dtype `get_device` picks."
     from diffusers import StableDiffusionPipeline, StableDiffusionImg2ImgPipeline
     if scheduler is not None and scheduler not in scheduler_classes():
@@ -115,12 +122,17 @@ def generators(seed: int, n: int) -> list[torch.Generator]:
 
 # %% ../nbs/02_pipelines.ipynb #fa1b67a6
 @torch.no_grad()
-def noise_predictions(pipe, latents: torch.Tensor, t, prompt: str | list[str], negative_prompt: str | list[str] | None = None):
-    "The UNet's two noise predictions for `latents` at time step `t`: without the prompt (empty, or `negative_prompt`) and with it."
+def noise_predictions(pipe, latents: torch.Tensor, t, prompt: str | list[str],
+                      negative_prompt: str | list[str] | None = None):
+    """The UNet's two noise predictions for `latents` at time step `t`:
+    without the prompt (empty, or `negative_prompt`) and with it."""
     n = len(latents)
     prompts = [prompt] * n if isinstance(prompt, str) else list(prompt)
-    negs = [negative_prompt] * n if negative_prompt is None or isinstance(negative_prompt, str) else list(negative_prompt)
-    if len(prompts) != n or len(negs) != n: raise ValueError(f"need one prompt (and negative prompt) per latent: {n} latents, {len(prompts)} prompts, {len(negs)} negative prompts")
+    negs = ([negative_prompt] * n if negative_prompt is None or isinstance(negative_prompt, str)
+            else list(negative_prompt))
+    if len(prompts) != n or len(negs) != n:
+        raise ValueError(f"need one prompt (and negative prompt) per latent: {n} latents, {len(prompts)} prompts, "
+                         f"{len(negs)} negative prompts")
     cond, uncond = pipe.encode_prompt(prompts, pipe.device, 1, True, None if negative_prompt is None else negs)
     x = pipe.scheduler.scale_model_input(torch.cat([latents, latents]), t)
     eps = pipe.unet(x, t, encoder_hidden_states=torch.cat([uncond, cond])).sample
@@ -132,7 +144,8 @@ def guide(uncond: torch.Tensor, cond: torch.Tensor, guidance: float) -> torch.Te
 
 # %% ../nbs/02_pipelines.ipynb #b002fd3d
 def img2img_timesteps(scheduler, steps: int, strength: float) -> torch.Tensor:
-    "The time steps an img2img pipeline runs for `steps` and `strength`: the last `int(steps·strength)` steps of the schedule."
+    """The time steps an img2img pipeline runs for `steps` and `strength`:
+    the last `int(steps·strength)` steps of the schedule."""
     if not isinstance(steps, int) or steps < 1: raise ValueError(f"steps must be an int ≥ 1, got {steps!r}")
     if not 0 <= strength <= 1: raise ValueError(f"strength must be in [0, 1], got {strength!r}")
     sched = type(scheduler).from_config(scheduler.config)  # a copy: leave the pipeline's scheduler alone
@@ -149,7 +162,8 @@ def decode_latents(pipe, latents: torch.Tensor) -> list[Image.Image]:
 
 # %% ../nbs/02_pipelines.ipynb #6f8d55e9
 class LatentsCallback:
-    "A `callback_on_step_end` that records each step's time step and decodes picture `index` after steps 1, 1 + `every`, … and the last."
+    """A `callback_on_step_end` that records each step's time step
+    and decodes picture `index` after steps 1, 1 + `every`, … and the last."""
     def __init__(self, pipe, every: int = 5, index: int = 0):
         if not isinstance(every, int) or every < 1: raise ValueError(f"every must be an int ≥ 1, got {every!r}")
         if not isinstance(index, int) or index < 0: raise ValueError(f"index must be an int ≥ 0, got {index!r}")
@@ -164,14 +178,17 @@ class LatentsCallback:
         return kw
 
 def latents_callback(pipe, every: int = 5, index: int = 0) -> LatentsCallback:
-    "A callback for `pipe(..., callback_on_step_end=...)` whose `.frames` are the latents decoded every `every` steps, first and last included."
+    """A callback for `pipe(..., callback_on_step_end=...)` whose `.frames` are the latents decoded
+    every `every` steps, first and last included."""
     return LatentsCallback(pipe, every, index)
 
 # %% ../nbs/02_pipelines.ipynb #b41b20f7
 def cuda_peak(fn, *args, **kwargs) -> tuple:
     "Run `fn(*args, **kwargs)` and return (its result, peak CUDA memory in MiB, seconds taken)."
     if not torch.cuda.is_available(): raise RuntimeError("cuda_peak measures CUDA memory, and no CUDA GPU is available")
-    torch.cuda.synchronize(); torch.cuda.empty_cache(); torch.cuda.reset_peak_memory_stats()
+    torch.cuda.synchronize()
+    torch.cuda.empty_cache()
+    torch.cuda.reset_peak_memory_stats()
     t0 = time.perf_counter()
     out = fn(*args, **kwargs)
     torch.cuda.synchronize()
@@ -197,7 +214,8 @@ def check_generate_options(prompt, steps=30, guidance=7.5, n=1, seed=0, strength
     "Every option of `generate` checked before any work: one `ValueError` naming the first bad one."
     import math
     from sdfound.core import check_number
-    if not isinstance(prompt, str) or not prompt.strip(): raise ValueError(f"the prompt must be some text, got {prompt!r}")
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise ValueError(f"the prompt must be some text, got {prompt!r}")
     # argparse's float() takes 'nan' and 'inf': check_number refuses them, as every other non-finite number
     check_number('steps', steps, 1, integer=True)
     check_number('guidance', guidance, 0)
@@ -209,10 +227,12 @@ def check_generate_options(prompt, steps=30, guidance=7.5, n=1, seed=0, strength
         if not isinstance(strength, (int, float)) or not (math.isfinite(strength) and 0 < strength <= 1):
             raise ValueError(f"strength must be in (0, 1], got {strength!r}")
         if int(steps * strength) < 1:
-            raise ValueError(f"strength {strength} with steps {steps} runs no step (int(steps × strength) = 0): raise either")
+            raise ValueError(f"strength {strength} with steps {steps} runs no step "
+                             "(int(steps × strength) = 0): raise either")
     if scheduler is not None and scheduler not in scheduler_classes():
         raise ValueError(f"unknown scheduler {scheduler!r}; choose one of: {', '.join(scheduler_classes())}")
-    if dtype is not None and dtype not in DTYPES: raise ValueError(f"unknown dtype {dtype!r}; choose one of: {', '.join(DTYPES)}")
+    if dtype is not None and dtype not in DTYPES:
+        raise ValueError(f"unknown dtype {dtype!r}; choose one of: {', '.join(DTYPES)}")
     if dtype == 'float16' and get_device()[0].type == 'cpu':  # PyTorch's CPU float16 kernels are slow or missing
         raise ValueError("dtype float16 needs a GPU; on the CPU use float32 or bfloat16")
 
@@ -251,12 +271,14 @@ def generate(prompt: str, negative: str | None = None, guidance: float = 7.5, st
     'bfloat16') overrides the device's number format; `embedding` is a textual-inversion file the prompt uses."""
     from sdfound.core import image_grid
     check_generate_options(prompt, steps, guidance, n, seed, strength, init_image is not None, scheduler, dtype)
-    if negative is not None and not isinstance(negative, str): raise ValueError(f"negative must be text, got {negative!r}")
+    if negative is not None and not isinstance(negative, str):
+        raise ValueError(f"negative must be text, got {negative!r}")
     if init_image is not None and not isinstance(init_image, Image.Image):
         raise ValueError(f"init_image must be a PIL picture, got {type(init_image).__name__}")
     token = None if embedding is None else embedding_token(embedding)
     if token is not None and token not in prompt:
-        raise ValueError(f"the prompt does not use the learned word {token!r} of {str(embedding)!r}: write it in the prompt")
+        raise ValueError(f"the prompt does not use the learned word {token!r} of {str(embedding)!r}: "
+                         "write it in the prompt")
     pipe = load_pipeline(model or default_model(for_cli=True), dtype=getattr(torch, dtype) if dtype else None,
                          scheduler=scheduler)
     if token is not None:
@@ -268,7 +290,8 @@ def generate(prompt: str, negative: str | None = None, guidance: float = 7.5, st
     if init_image is None: images = pipe(**kw).images
     else:
         i2i = img2img_from(pipe)
-        i2i.set_progress_bar_config(disable=None)  # as `load_pipeline` does for `pipe`: a progress bar on a terminal only
+        # as `load_pipeline` does for `pipe`: a progress bar on a terminal only
+        i2i.set_progress_bar_config(disable=None)
         size = image_size(pipe)
         images = i2i(image=init_image.resize((size, size)), strength=strength, **kw).images
     return images[0] if n == 1 else image_grid(images)

@@ -1,4 +1,4 @@
-"""Text-to-image and img2img in a screen of code each, giving the same numbers as diffusers' pipelines; then sampling seen as optimisation — gradient descent, momentum and Adam on the latents.
+"""Text-to-image and img2img by hand, equal to diffusers' pipelines; then sampling as optimisation on the latents.
 
 Docs: https://github.com/sdfound/sdfound/sampling.html.md"""
 
@@ -19,7 +19,8 @@ __all__ = ['parts', 'encode_text', 'guided_noise', 'step_kwargs', 'denoise', 'de
 # %% ../nbs/08_sampling.ipynb #b164673d
 def parts(pipe) -> dict:
     "The five parts of Stable Diffusion a pipeline holds: tokenizer, text encoder, UNet, VAE and scheduler."
-    return dict(tokenizer=pipe.tokenizer, text_encoder=pipe.text_encoder, unet=pipe.unet, vae=pipe.vae, scheduler=pipe.scheduler)
+    return dict(tokenizer=pipe.tokenizer, text_encoder=pipe.text_encoder, unet=pipe.unet, vae=pipe.vae,
+                scheduler=pipe.scheduler)
 
 # %% ../nbs/08_sampling.ipynb #10bc7564
 @torch.no_grad()
@@ -58,16 +59,19 @@ def decode(vae, latents: torch.Tensor, output_type: str = 'pil'):
     if output_type == 'latent': return latents
     images = (vae.decode(latents / vae.config.scaling_factor).sample / 2 + 0.5).clamp(0, 1)
     if output_type == 'pt': return images
-    return [Image.fromarray(a) for a in (images.permute(0, 2, 3, 1).float().cpu().numpy() * 255).round().astype('uint8')]
+    arrays = (images.permute(0, 2, 3, 1).float().cpu().numpy() * 255).round().astype('uint8')
+    return [Image.fromarray(a) for a in arrays]
 
 # %% ../nbs/08_sampling.ipynb #0f1b665d
 @torch.no_grad()
 def generate_by_hand(prompt: str, tokenizer, text_encoder, unet, vae, scheduler, negative_prompt: str | None = None,
-                     guidance_scale: float = 7.5, num_inference_steps: int = 30, generator=None, height=None, width=None,
-                     eta: float = 0.0, output_type: str = 'pil'):
+                     guidance_scale: float = 7.5, num_inference_steps: int = 30, generator=None, height=None,
+                     width=None, eta: float = 0.0, output_type: str = 'pil'):
     "Stable Diffusion's text-to-image loop, written out: the same numbers as `StableDiffusionPipeline`."
-    check_number('num_inference_steps', num_inference_steps, 1, integer=True); check_number('guidance_scale', guidance_scale)
-    text = torch.cat([encode_text(tokenizer, text_encoder, negative_prompt or ''), encode_text(tokenizer, text_encoder, prompt)])
+    check_number('num_inference_steps', num_inference_steps, 1, integer=True)
+    check_number('guidance_scale', guidance_scale)
+    text = torch.cat([encode_text(tokenizer, text_encoder, negative_prompt or ''),
+                      encode_text(tokenizer, text_encoder, prompt)])
     scheduler.set_timesteps(num_inference_steps, device=unet.device)
     f = 2 ** (len(vae.config.block_out_channels) - 1)                  # how much the VAE shrinks each side: 8
     h, w = (height or unet.config.sample_size * f) // f, (width or unet.config.sample_size * f) // f
@@ -80,19 +84,25 @@ def generate_by_hand(prompt: str, tokenizer, text_encoder, unet, vae, scheduler,
 def img2img_by_hand(image, prompt: str, tokenizer, text_encoder, unet, vae, scheduler, strength: float = 0.8,
                     negative_prompt: str | None = None, guidance_scale: float = 7.5, num_inference_steps: int = 50,
                     generator=None, eta: float = 0.0, output_type: str = 'pil'):
-    "Start from `image` (PIL, or a tensor in [-1, 1]) noised `strength` of the way, then denoise as `generate_by_hand` does."
-    check_number('num_inference_steps', num_inference_steps, 1, integer=True); check_number('guidance_scale', guidance_scale)
+    """Start from `image` noised `strength` of the way, then denoise as `generate_by_hand` does.
+
+    `image` is a PIL image, or a tensor in [-1, 1]."""
+    check_number('num_inference_steps', num_inference_steps, 1, integer=True)
+    check_number('guidance_scale', guidance_scale)
     check_number('strength', strength, 0, 1, low_open=True)
-    text = torch.cat([encode_text(tokenizer, text_encoder, negative_prompt or ''), encode_text(tokenizer, text_encoder, prompt)])
+    text = torch.cat([encode_text(tokenizer, text_encoder, negative_prompt or ''),
+                      encode_text(tokenizer, text_encoder, prompt)])
     scheduler.set_timesteps(num_inference_steps, device=unet.device)
     init_timestep = min(int(num_inference_steps * strength), num_inference_steps)  # how many steps we will run
     t_start = max(num_inference_steps - init_timestep, 0)
     timesteps = scheduler.timesteps[t_start * scheduler.order:]
-    if len(timesteps) == 0: raise ValueError(f"strength={strength} with {num_inference_steps} steps leaves no step to run")
+    if len(timesteps) == 0:
+        raise ValueError(f"strength={strength} with {num_inference_steps} steps leaves no step to run")
     if hasattr(scheduler, 'set_begin_index'): scheduler.set_begin_index(t_start * scheduler.order)
     x = (pil_to_tensor([image]) if isinstance(image, Image.Image) else image).to(unet.device, text.dtype)
     latents = vae.encode(x).latent_dist.sample(generator) * vae.config.scaling_factor  # 1st use of the generator…
-    latents = scheduler.add_noise(latents, randn(latents.shape, generator, unet.device, text.dtype), timesteps[:1])  # …2nd
+    noise = randn(latents.shape, generator, unet.device, text.dtype)  # …2nd
+    latents = scheduler.add_noise(latents, noise, timesteps[:1])
     latents = denoise(latents, timesteps, text, unet, scheduler, guidance_scale, generator, eta)
     return decode(vae, latents, output_type)
 
@@ -103,7 +113,8 @@ def sgd():
 
 def momentum(beta: float = 0.5):
     "Momentum: step along a (bias-corrected) running average of the gradients. β < 0 extrapolates instead of averaging."
-    if not -1 < check_number('beta', beta) < 1: raise ValueError(f"beta must be between -1 and 1 (exclusive), got {beta!r}")
+    if not -1 < check_number('beta', beta) < 1:
+        raise ValueError(f"beta must be between -1 and 1 (exclusive), got {beta!r}")
     avg = 0
     def update(g, lr, i):
         nonlocal avg
@@ -121,7 +132,8 @@ def adam(beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8, per_elemen
     def update(g, lr, i):
         nonlocal m, v
         m = beta1 * m + (1 - beta1) * g
-        v = beta2 * v + (1 - beta2) * (g ** 2 if per_element else (g ** 2).mean(dim=tuple(range(1, g.ndim)), keepdim=True))
+        g2 = g ** 2 if per_element else (g ** 2).mean(dim=tuple(range(1, g.ndim)), keepdim=True)
+        v = beta2 * v + (1 - beta2) * g2
         return lr * (m / (1 - beta1 ** (i + 1))) / ((v / (1 - beta2 ** (i + 1))) ** 0.5 + eps)
     return update
 
@@ -135,12 +147,17 @@ def descend(x: torch.Tensor, sigmas: torch.Tensor, noise_fn, update) -> torch.Te
 
 # %% ../nbs/08_sampling.ipynb #1de39c4f
 @torch.no_grad()
-def sample_with_optimiser(prompt: str, tokenizer, text_encoder, unet, vae, scheduler, update=None, negative_prompt: str | None = None,
-                          guidance_scale: float = 7.5, num_inference_steps: int = 20, generator=None, use_karras_sigmas: bool = False,
+def sample_with_optimiser(prompt: str, tokenizer, text_encoder, unet, vae, scheduler, update=None,
+                          negative_prompt: str | None = None, guidance_scale: float = 7.5,
+                          num_inference_steps: int = 20, generator=None, use_karras_sigmas: bool = False,
                           height=None, width=None, output_type: str = 'pil'):
-    "Sampling as optimisation: ε̂ from the guided UNet is the gradient, σ_i − σ_{i+1} the learning rate, `update` (default `sgd()`) the optimiser."
-    check_number('num_inference_steps', num_inference_steps, 1, integer=True); check_number('guidance_scale', guidance_scale)
-    text = torch.cat([encode_text(tokenizer, text_encoder, negative_prompt or ''), encode_text(tokenizer, text_encoder, prompt)])
+    """Sampling as optimisation: ε̂ from the guided UNet is the gradient, σ_i − σ_{i+1} the learning rate.
+
+    `update` (default `sgd()`) is the optimiser."""
+    check_number('num_inference_steps', num_inference_steps, 1, integer=True)
+    check_number('guidance_scale', guidance_scale)
+    text = torch.cat([encode_text(tokenizer, text_encoder, negative_prompt or ''),
+                      encode_text(tokenizer, text_encoder, prompt)])
     euler = Euler.from_config(scheduler.config, use_karras_sigmas=use_karras_sigmas)  # lends us its σ's and time steps
     euler.set_timesteps(num_inference_steps)
     σ, ts = euler.sigmas.to(unet.device), euler.timesteps.to(unet.device)

@@ -1,4 +1,4 @@
-"""How much noise is in a latent at step t, which steps a sampler visits, and six samplers — DDPM, DDIM, Euler, Euler ancestral, LMS, DPM-Solver++(2M) — each written in a few lines and checked against diffusers.
+"""Noise schedules, the steps a sampler visits, and six samplers in a few lines each, checked against diffusers.
 
 Docs: https://github.com/sdfound/sdfound/schedulers.html.md"""
 
@@ -23,7 +23,8 @@ def linear_betas(num_train_timesteps: int = 1000, beta_start: float = 0.0001, be
     "DDPM's schedule: β grows in a straight line."
     return torch.linspace(beta_start, beta_end, num_train_timesteps, dtype=torch.float32)
 
-def scaled_linear_betas(num_train_timesteps: int = 1000, beta_start: float = 0.00085, beta_end: float = 0.012) -> torch.Tensor:
+def scaled_linear_betas(num_train_timesteps: int = 1000, beta_start: float = 0.00085,
+                        beta_end: float = 0.012) -> torch.Tensor:
     "Stable Diffusion's schedule: √β grows in a straight line."
     return torch.linspace(beta_start ** 0.5, beta_end ** 0.5, num_train_timesteps, dtype=torch.float32) ** 2
 
@@ -50,7 +51,8 @@ def sigmas_from(alphas_cumprod: torch.Tensor) -> torch.Tensor: return ((1 - alph
 def sd_scheduler(kind: str = 'pndm'):
     "A `kind` ('pndm', 'ddim' or 'ddpm') diffusers scheduler with Stable Diffusion 1.x's noise schedule."
     from diffusers import PNDMScheduler, DDIMScheduler, DDPMScheduler
-    kw = dict(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, beta_schedule='scaled_linear', steps_offset=1)
+    kw = dict(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, beta_schedule='scaled_linear',
+              steps_offset=1)
     if kind == 'pndm':
         s = PNDMScheduler(skip_prk_steps=True, set_alpha_to_one=False, **kw)
         s.register_to_config(clip_sample=False)  # as in SD 1.5's config: DDIM/DDPM made from it must not clip latents
@@ -70,7 +72,9 @@ def add_noise(original_samples: torch.Tensor, noise: torch.Tensor, timesteps: to
 # %% ../nbs/07_schedulers.ipynb #cedc766f
 def inference_timesteps(num_inference_steps: int, num_train_timesteps: int = 1000, timestep_spacing: str = 'leading',
                         steps_offset: int = 1) -> torch.Tensor:
-    "Which training steps to visit, largest first, for diffusers' three `timestep_spacing`s (float64; round as needed)."
+    """Which training steps to visit, largest first, for diffusers' three `timestep_spacing` values.
+
+    In float64: round them as needed."""
     n, T = num_inference_steps, num_train_timesteps
     if timestep_spacing == 'linspace': ts = np.linspace(0, T - 1, n)                  # both ends included
     elif timestep_spacing == 'leading': ts = np.arange(n) * (T // n) + steps_offset    # 0, T//n, … shifted
@@ -104,7 +108,9 @@ def sigma_schedule(alphas_cumprod: torch.Tensor, num_inference_steps: int, times
 
 # %% ../nbs/07_schedulers.ipynb #b098c782
 def randn(shape, generator=None, device=None, dtype=torch.float32) -> torch.Tensor:
-    "Gaussian noise drawn on `generator`'s device, then moved (as diffusers does: a CPU seed gives the same noise everywhere)."
+    """Gaussian noise drawn on `generator`'s device, then moved.
+
+    As diffusers does: a CPU seed gives the same noise everywhere."""
     where = generator.device if generator is not None else device
     return torch.randn(shape, generator=generator, device=where, dtype=dtype).to(device)
 
@@ -129,12 +135,14 @@ class Scheduler:
 
     def set_timesteps(self, num_inference_steps: int, device=None):
         self.num_inference_steps, self.step_index = num_inference_steps, 0
-        ts = inference_timesteps(num_inference_steps, self.num_train_timesteps, self.timestep_spacing, self.steps_offset)
+        ts = inference_timesteps(num_inference_steps, self.num_train_timesteps, self.timestep_spacing,
+                                 self.steps_offset)
         self.timesteps = ts.round().long().to(device)
 
     def set_begin_index(self, begin_index: int = 0): self.step_index = begin_index  # img2img starts part-way
     def scale_model_input(self, sample, timestep=None): return sample
-    def add_noise(self, original_samples, noise, timesteps): return add_noise(original_samples, noise, timesteps, self.alphas_cumprod)
+    def add_noise(self, original_samples, noise, timesteps):
+        return add_noise(original_samples, noise, timesteps, self.alphas_cumprod)
 
 # %% ../nbs/07_schedulers.ipynb #b4fbd818
 @patch(cls_method=True)
@@ -168,7 +176,8 @@ class DDPM(Scheduler):
         i, t = self.step_index, int(timestep)
         prev_t = int(self.timesteps[i + 1]) if i + 1 < len(self.timesteps) else -1
         ᾱ_t, ᾱ_prev = self.alphas_cumprod[t], self.alphas_cumprod[prev_t] if prev_t >= 0 else torch.tensor(1.0)
-        α_t = ᾱ_t / ᾱ_prev; β_t = 1 - α_t                                           # this stride's α and β
+        α_t = ᾱ_t / ᾱ_prev                                                          # this stride's α and β
+        β_t = 1 - α_t
         x0 = (sample - (1 - ᾱ_t) ** 0.5 * model_output) / ᾱ_t ** 0.5                  # eq. 15: predicted x_0
         mean = (ᾱ_prev ** 0.5 * β_t / (1 - ᾱ_t)) * x0 + (α_t ** 0.5 * (1 - ᾱ_prev) / (1 - ᾱ_t)) * sample  # eq. 7: μ̃_t
         var = ((1 - ᾱ_prev) / (1 - ᾱ_t) * β_t).clamp(min=1e-20)                       # eq. 7: β̃_t
@@ -181,7 +190,8 @@ class DDIM(Scheduler):
     "Song et al. 2020: a deterministic jump (η=0) or, with η>0, some fresh noise too."
     def __init__(self, set_alpha_to_one=False, **kwargs):
         super().__init__(**kwargs)
-        self.final_alpha_cumprod = torch.tensor(1.0) if set_alpha_to_one else self.alphas_cumprod[0]  # ᾱ after the last step
+        # ᾱ after the last step
+        self.final_alpha_cumprod = torch.tensor(1.0) if set_alpha_to_one else self.alphas_cumprod[0]
 
     def step(self, model_output, timestep, sample, eta=0.0, generator=None) -> SchedulerOutput:
         prev_t = int(timestep) - self.num_train_timesteps // self.num_inference_steps
@@ -189,7 +199,8 @@ class DDIM(Scheduler):
         ᾱ_prev = self.alphas_cumprod[prev_t] if prev_t >= 0 else self.final_alpha_cumprod
         x0 = (sample - (1 - ᾱ_t) ** 0.5 * model_output) / ᾱ_t ** 0.5                  # eq. 12: "predicted x_0"
         σ_t = eta * ((1 - ᾱ_prev) / (1 - ᾱ_t) * (1 - ᾱ_t / ᾱ_prev)) ** 0.5            # eq. 16
-        prev_sample = ᾱ_prev ** 0.5 * x0 + (1 - ᾱ_prev - σ_t ** 2) ** 0.5 * model_output  # eq. 12: x_0 part + "direction pointing to x_t"
+        # eq. 12: x_0 part + "direction pointing to x_t"
+        prev_sample = ᾱ_prev ** 0.5 * x0 + (1 - ᾱ_prev - σ_t ** 2) ** 0.5 * model_output
         if eta > 0: prev_sample = prev_sample + σ_t * noise_like(model_output, generator)
         self.step_index += 1
         return SchedulerOutput(prev_sample, x0)
@@ -204,7 +215,8 @@ class SigmaScheduler(Scheduler):
 
     def set_timesteps(self, num_inference_steps: int, device=None):
         self.num_inference_steps, self.step_index = num_inference_steps, 0
-        ts, self.sigmas = sigma_schedule(self.alphas_cumprod, num_inference_steps, self.timestep_spacing, self.steps_offset, self.use_karras_sigmas)
+        ts, self.sigmas = sigma_schedule(self.alphas_cumprod, num_inference_steps, self.timestep_spacing,
+                                         self.steps_offset, self.use_karras_sigmas)
         self.timesteps = ts.to(device)
 
 # %% ../nbs/07_schedulers.ipynb #153a3f11
@@ -279,7 +291,8 @@ class DPMSolverPP2M(Scheduler):
     def set_timesteps(self, num_inference_steps: int, device=None):
         self.num_inference_steps, self.step_index, self.x0_prev = num_inference_steps, 0, None
         n = num_inference_steps + (self.timestep_spacing != 'trailing')      # n+1 points, drop the last (t≈0)
-        ts = inference_timesteps(n, self.num_train_timesteps, self.timestep_spacing, self.steps_offset).round().long()[:num_inference_steps]
+        ts = inference_timesteps(n, self.num_train_timesteps, self.timestep_spacing, self.steps_offset)
+        ts = ts.round().long()[:num_inference_steps]
         self.sigmas = torch.cat([sigmas_from(self.alphas_cumprod)[ts], torch.zeros(1)])
         self.timesteps = ts.to(device)
 

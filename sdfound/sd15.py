@@ -1,4 +1,4 @@
-"""SD 1.5's architecture written down as configs: count its parameters without building it, and build stand-ins with its exact shapes and random weights, so that every lesson's SD code runs on any machine, offline.
+"""SD 1.5's architecture as configs: its parameters counted without building it, and stand-ins with its exact shapes.
 
 Docs: https://github.com/sdfound/sdfound/sd15.html.md"""
 
@@ -18,20 +18,26 @@ __all__ = ['STANDINS', 'sd15_architecture', 'count_parameters', 'assemble_pipeli
 # %% ../nbs/11_sd15.ipynb #06f40ef1
 def sd15_architecture(width: int = 320, layers: int = 2, text_layers: int = 12, vae_width: int = 128,
                       attention_levels: tuple = (0, 1, 2), vae_attention: bool = True) -> dict:
-    "Configs of SD 1.5's `unet`, `vae` and `text_encoder`: the defaults are SD 1.5 itself; smaller knobs make a narrower model with the same outer shapes."
+    """Configs of SD 1.5's `unet`, `vae` and `text_encoder`.
+
+    The defaults are SD 1.5 itself; smaller knobs make a narrower model with the same outer shapes."""
     w = width
     # the UNet's levels work at 64, 32, 16 and 8 latent pixels; SD 1.5 attends (self and to the text) at the first three
     attn = lambda level, kind: f'CrossAttn{kind}Block2D' if level in attention_levels else f'{kind}Block2D'
-    unet = dict(sample_size=64, in_channels=4, out_channels=4, layers_per_block=layers, block_out_channels=(w, 2 * w, 4 * w, 4 * w),
-                down_block_types=tuple(attn(level, 'Down') for level in range(4)), up_block_types=tuple(attn(level, 'Up') for level in reversed(range(4))),
+    unet = dict(sample_size=64, in_channels=4, out_channels=4, layers_per_block=layers,
+                block_out_channels=(w, 2 * w, 4 * w, 4 * w),
+                down_block_types=tuple(attn(level, 'Down') for level in range(4)),
+                up_block_types=tuple(attn(level, 'Up') for level in reversed(range(4))),
                 cross_attention_dim=768, attention_head_dim=8, norm_num_groups=min(32, w))
     v = vae_width
-    vae = dict(sample_size=512, in_channels=3, out_channels=3, latent_channels=4, block_out_channels=(v, 2 * v, 4 * v, 4 * v),
-               down_block_types=('DownEncoderBlock2D',) * 4, up_block_types=('UpDecoderBlock2D',) * 4, layers_per_block=layers,
+    vae = dict(sample_size=512, in_channels=3, out_channels=3, latent_channels=4,
+               block_out_channels=(v, 2 * v, 4 * v, 4 * v), down_block_types=('DownEncoderBlock2D',) * 4,
+               up_block_types=('UpDecoderBlock2D',) * 4, layers_per_block=layers,
                norm_num_groups=min(32, v), scaling_factor=0.18215, mid_block_add_attention=vae_attention)
     # CLIP's tokenizer: 49,408 tokens, start 49406, end (and padding) 49407
-    text_encoder = dict(vocab_size=49408, hidden_size=768, intermediate_size=3072, num_hidden_layers=text_layers, num_attention_heads=12,
-                        max_position_embeddings=77, hidden_act='quick_gelu', projection_dim=768, bos_token_id=49406, eos_token_id=49407, pad_token_id=49407)
+    text_encoder = dict(vocab_size=49408, hidden_size=768, intermediate_size=3072, num_hidden_layers=text_layers,
+                        num_attention_heads=12, max_position_embeddings=77, hidden_act='quick_gelu', projection_dim=768,
+                        bos_token_id=49406, eos_token_id=49407, pad_token_id=49407)
     return dict(unet=unet, vae=vae, text_encoder=text_encoder)
 
 # %% ../nbs/11_sd15.ipynb #5095850f
@@ -39,7 +45,8 @@ def count_parameters(arch: dict) -> dict:
     "Parameters of each part of `arch` (from `sd15_architecture`), counted on the `meta` device: nothing is allocated."
     from diffusers import UNet2DConditionModel, AutoencoderKL
     from transformers import CLIPTextConfig, CLIPTextModel
-    build = dict(unet=lambda c: UNet2DConditionModel(**c), vae=lambda c: AutoencoderKL(**c), text_encoder=lambda c: CLIPTextModel(CLIPTextConfig(**c)))
+    build = dict(unet=lambda c: UNet2DConditionModel(**c), vae=lambda c: AutoencoderKL(**c),
+                 text_encoder=lambda c: CLIPTextModel(CLIPTextConfig(**c)))
     with torch.device('meta'):
         return {part: sum(p.numel() for p in build[part](cfg).parameters()) for part, cfg in arch.items()}
 
@@ -52,8 +59,8 @@ STANDINS = {'sd15-mini': dict(width=8, layers=1, text_layers=1, vae_width=4, att
 def assemble_pipeline(unet, vae, text_encoder, tokenizer, scheduler):
     "A `StableDiffusionPipeline` from its five parts, without a safety checker (sdfound's models have none)."
     from diffusers import StableDiffusionPipeline
-    return StableDiffusionPipeline(vae=vae.eval(), text_encoder=text_encoder.eval(), tokenizer=tokenizer, unet=unet.eval(),
-                                   scheduler=scheduler, safety_checker=None, feature_extractor=None,
+    return StableDiffusionPipeline(vae=vae.eval(), text_encoder=text_encoder.eval(), tokenizer=tokenizer,
+                                   unet=unet.eval(), scheduler=scheduler, safety_checker=None, feature_extractor=None,
                                    requires_safety_checker=False)
 
 def build_sd15(name: str = 'sd15-mini', seed: int = 0):
@@ -80,14 +87,18 @@ def _marker(folder: Path) -> dict:
     except (OSError, ValueError): return {}
 
 def standin_folder(name: str = 'sd15-mini') -> Path:
-    "The folder of stand-in `name`, built (seconds for `sd15-mini`) when it is missing or was built by another sdfound version or recipe."
+    """The folder of stand-in `name`, built (seconds for `sd15-mini`) when it is missing or out of date.
+
+    Out of date: built by another sdfound version or recipe."""
     from sdfound import __version__
     if name not in STANDINS: raise ValueError(f"unknown stand-in {name!r}: choose one of {', '.join(STANDINS)}")
     folder = cache_dir() / name
-    marker = json.loads(json.dumps(dict(model=name, random_weights=True, sdfound_version=__version__, architecture=STANDINS[name])))
+    marker = json.loads(json.dumps(dict(model=name, random_weights=True, sdfound_version=__version__,
+                                        architecture=STANDINS[name])))
     if _marker(folder) == marker: return folder
     folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f'.{name}-', dir=folder.parent))  # build beside it, then swap in: never half a folder
+    # build beside it, then swap in: never half a folder
+    tmp = Path(tempfile.mkdtemp(prefix=f'.{name}-', dir=folder.parent))
     try:
         with quiet(): build_sd15(name).to(dtype=torch.float16).save_pretrained(tmp, safe_serialization=True)
         (tmp / 'sdfound.json').write_text(json.dumps(marker, indent=1))
@@ -99,6 +110,8 @@ def standin_folder(name: str = 'sd15-mini') -> Path:
     return folder
 
 def has_random_weights(model) -> bool:
-    "Is `model` (a name such as `sd15-mini`, or a folder) a stand-in whose weights are random, so that its pictures are noise?"
+    """Is `model` a stand-in whose weights are random, so that its pictures are noise?
+
+    `model` is a name such as `sd15-mini`, or a folder."""
     if str(model) in STANDINS: return True
     return bool(Path(model).is_dir() and _marker(model).get('random_weights'))

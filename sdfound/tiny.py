@@ -1,4 +1,4 @@
-"""The whole recipe behind the model that ships with sdfound: tokenizer, CLIP, evaluator, VAE, then a text-conditioned UNet on the VAE's latents — saved in diffusers' layout.
+"""The recipe behind the model that ships with sdfound: tokenizer, CLIP, VAE, evaluator, then a text-conditioned UNet.
 
 Docs: https://github.com/sdfound/sdfound/tiny.html.md"""
 
@@ -39,7 +39,7 @@ class TinyRecipe:
     eval_steps: int = 2000           # 700 read 98.8% of the digits in the VAE's reconstructions, 2,000 read 99.8%
     eval_batch: int = 128
     vae_channels: tuple = (8, 16, 32, 64)
-    vae_norm_groups: int = 1         # GroupNorm groups in the VAE: 8 (one channel each at 64×64) painted a corner blotch
+    vae_norm_groups: int = 1         # GroupNorm groups in the VAE: 8 (a channel each at 64×64) painted a corner blotch
     vae_steps: int = 2700
     vae_batch: int = 64
     decoder_steps: int = 3000        # then the decoder alone, on the frozen encoder's latents (0: skip): sharper
@@ -123,7 +123,8 @@ class TinyRun:
         from accelerate import PartialState
         PartialState().wait_for_everyone()
 
-    def timed(self, name: str, t0: float) -> None: self.report.setdefault('seconds', {})[name] = round(time.time() - t0, 1)
+    def timed(self, name: str, t0: float) -> None:
+        self.report.setdefault('seconds', {})[name] = round(time.time() - t0, 1)
 
 def start_run(out, r: TinyRecipe, progress: bool = True) -> TinyRun:
     "Check the recipe, seed everything and render the recipe's pictures once."

@@ -1,4 +1,4 @@
-"""`fit`, the one loop that trains every model of the course, and its pieces: the learning rate, reproducible batches, precision, checkpoints, the moving average, several processes.
+"""Appendix: `fit`, the loop that trains every model here, and its pieces: learning rate, precision, checkpoints, DDP.
 
 Docs: https://github.com/sdfound/sdfound/train.html.md"""
 

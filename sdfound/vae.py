@@ -1,4 +1,4 @@
-"""Stable Diffusion doesn't denoise pixels: it denoises *latents*, a 48× smaller version of the picture made by an autoencoder. We build one by hand, then open the VAE the tiny model uses, and measure what the compression saves.
+"""Stable Diffusion denoises latents 48× smaller than the picture: an autoencoder by hand, then the tiny model's VAE.
 
 Docs: https://github.com/sdfound/sdfound/vae.html.md"""
 
@@ -27,8 +27,10 @@ class ConvAutoencoder(nn.Module):
     def __init__(self, channels=(16, 32, 64), latent_channels: int = 4):
         super().__init__()
         c0, c1, c2 = channels
-        self.encoder = nn.Sequential(_conv(3, c0, 2), _conv(c0, c1, 2), _conv(c1, c2, 2), nn.Conv2d(c2, latent_channels, 1))
-        self.decoder = nn.Sequential(_conv(latent_channels, c2), _up(c2, c1), _up(c1, c0), _up(c0, c0), nn.Conv2d(c0, 3, 3, padding=1))
+        self.encoder = nn.Sequential(_conv(3, c0, 2), _conv(c0, c1, 2), _conv(c1, c2, 2),
+                                     nn.Conv2d(c2, latent_channels, 1))
+        self.decoder = nn.Sequential(_conv(latent_channels, c2), _up(c2, c1), _up(c1, c0), _up(c0, c0),
+                                     nn.Conv2d(c0, 3, 3, padding=1))
 
     def encode(self, x: torch.Tensor) -> torch.Tensor: return self.encoder(x)
     def decode(self, z: torch.Tensor) -> torch.Tensor: return self.decoder(z)
@@ -46,10 +48,13 @@ def tiny_vae(channels=(16, 32, 64, 64), latent_channels: int = 4, norm_groups: i
     # one normalisation group per channel (as many groups as channels) divides out each channel's level, and the VAE
     # then paints a blotch to carry it (see "Where the error sits"): every group here spans several channels
     if any(c % norm_groups or c // norm_groups < 2 for c in channels):
-        raise ValueError(f"norm_groups={norm_groups} must split every channel count {tuple(channels)} into groups of ≥2 channels")
-    return AutoencoderKL(in_channels=3, out_channels=3, latent_channels=latent_channels, block_out_channels=tuple(channels),
+        raise ValueError(f"norm_groups={norm_groups} must split every channel count {tuple(channels)} "
+                         "into groups of ≥2 channels")
+    return AutoencoderKL(in_channels=3, out_channels=3, latent_channels=latent_channels,
+                         block_out_channels=tuple(channels),
                          down_block_types=('DownEncoderBlock2D',) * n, up_block_types=('UpDecoderBlock2D',) * n,
-                         layers_per_block=1, norm_num_groups=norm_groups, sample_size=64, mid_block_add_attention=False)
+                         layers_per_block=1, norm_num_groups=norm_groups, sample_size=64,
+                         mid_block_add_attention=False)
 
 # %% ../nbs/05_vae.ipynb #7e9d5ba9
 def vae_loss(vae: AutoencoderKL, batch: dict, kl_weight: float = 1e-6) -> torch.Tensor:
@@ -63,7 +68,8 @@ def vae_loss(vae: AutoencoderKL, batch: dict, kl_weight: float = 1e-6) -> torch.
 @torch.no_grad()
 def compute_scaling_factor(vae: AutoencoderKL, pixel_values: torch.Tensor, batch_size: int = 256) -> float:
     "1 / std of the VAE latents of `pixel_values`, as SD's `scaling_factor` is defined."
-    zs = [vae.encode(pixel_values[i:i + batch_size]).latent_dist.sample() for i in range(0, len(pixel_values), batch_size)]
+    zs = [vae.encode(pixel_values[i:i + batch_size]).latent_dist.sample()
+          for i in range(0, len(pixel_values), batch_size)]
     return float(1 / torch.cat(zs).std())
 
 @torch.no_grad()

@@ -10,7 +10,7 @@ from sdfound.data import DigitScenes, caption
 from sdfound.pipelines import (load_pipeline, img2img_from, is_tiny, for_model, image_size, enlarge, generators,
                                noise_predictions, guide, decode_latents, img2img_timesteps, latents_callback, cuda_peak,
                                encode_images)
-from sdfound.personalize import (tokenize_prompts, denoising_loss, add_token, train_textual_inversion,
+from sdfound.personalize import (tokenize_prompts, fixed_noise_loss, add_token, train_textual_inversion,
                                  save_textual_inversion, train_dreambooth, save_dreambooth, concept_tokens)
 from sdfound.schedulers import sd_scheduler
 
@@ -242,13 +242,13 @@ def test_dreambooth_fits_its_pictures(saved):
     log = train_dreambooth(p, [ds.pil(i) for i in range(4)], [f'{caption(ds.scene(i))}, jqz' for i in range(4)], 'jqz', steps=30, lr=1e-3, progress=False)
     assert log['probe_step'] == [0, 10, 20, 30] and log['probe'][-1] < log['probe'][0]
 
-def test_denoising_loss_is_deterministic_and_sees_the_prompt(pipe):
+def test_fixed_noise_loss_is_deterministic_and_sees_the_prompt(pipe):
     ds = DigitScenes(4, seed=0)
     z = encode_images(pipe, [ds.pil(i) for i in range(4)])
     assert z.shape == (4, 4, 8, 8)
     ps = [caption(ds.scene(i)) for i in range(4)]
-    a, b = denoising_loss(pipe, z, ps), denoising_loss(pipe, z, ps)
-    assert a == b and a != denoising_loss(pipe, z, [''] * 4)
+    a, b = fixed_noise_loss(pipe, z, ps), fixed_noise_loss(pipe, z, ps)
+    assert a == b and a != fixed_noise_loss(pipe, z, [''] * 4)
     assert tokenize_prompts(pipe, ps).shape == (4, pipe.tokenizer.model_max_length)
 
 # --- bad input: one clear error each
@@ -281,7 +281,7 @@ def test_bad_inputs_give_clear_errors(saved, pipe, tmp_path):
         (lambda: train_textual_inversion(pipe, images, prompts, token='<outline>', vectors=0), 'vectors must be'),
         (lambda: train_dreambooth(pipe, images, prompts, '<outline>', lora_rank=0), 'lora_rank must be'),
         (lambda: save_textual_inversion(pipe, '<never-trained>', tmp_path), 'not in this pipeline'),
-        (lambda: denoising_loss(pipe, torch.randn(2, 4, 8, 8), [PROMPT]), 'one prompt per latent'),
+        (lambda: fixed_noise_loss(pipe, torch.randn(2, 4, 8, 8), [PROMPT]), 'one prompt per latent'),
     ]
     for call, msg in cases:
         with pytest.raises(ValueError, match=msg): call()
