@@ -90,7 +90,8 @@ def _train(args) -> None:
         raise UsageError(f"--out {str(out)!r} is a file; give a folder (an existing one resumes its run)")
     if args.seed < 0: raise UsageError(f"--seed must be ≥ 0, got {args.seed}")
     r = quick_recipe(args.seed) if args.quick else TinyRecipe(seed=args.seed)
-    report = train_tiny(out, r)
+    try: report = train_tiny(out, r, restart=args.restart)
+    except ValueError as e: raise UsageError(str(e)) from None
     from accelerate import PartialState
     if PartialState().is_main_process: print(f"trained in {report['seconds_total']:.0f} s; pipeline in {out / 'tiny'}")
     end_processes()
@@ -144,6 +145,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument('--out', required=True, help='folder for the trained parts and checkpoints (resumes if present)')
     t.add_argument('--seed', type=int, default=0)
     t.add_argument('--quick', action='store_true', help='a few steps of every stage, to check the recipe runs')
+    t.add_argument('--restart', action='store_true',
+                   help="discard the run in --out and begin again (without it, a run of another recipe is refused)")
     t.set_defaults(func=_train)
     return p
 

@@ -13,7 +13,8 @@ from PIL import Image
 
 # %% auto #0
 __all__ = ['get_device', 'default_model', 'quiet_libraries', 'quiet', 'check_number', 'seed_everything', 'pil_to_tensor',
-           'tensor_to_pil', 'image_grid', 'show_images', 'models_dir', 'save_weights', 'load_weights']
+           'tensor_to_pil', 'image_grid', 'show_images', 'models_dir', 'save_weights', 'load_weights', 'write_atomic',
+           'read_json']
 
 # %% ../nbs/00_core.ipynb #aa46031f
 def get_device(device: str | torch.device | None = None,
@@ -175,3 +176,26 @@ def load_weights(cls, path, what: str = 'model') -> torch.nn.Module:
     weights = load_file(path / 'model.safetensors')
     model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in weights.items()})
     return model.eval()
+
+# %% ../nbs/00_core.ipynb #1fdcbd0b
+def write_atomic(path, text: str) -> None:
+    "Write `text` to file `path` in one step: a temporary file beside it, then a rename (never half a file)."
+    import tempfile
+    from pathlib import Path
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}-', dir=path.parent)
+    try:
+        with os.fdopen(fd, 'w', encoding='utf-8') as f: f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+def read_json(path, what: str) -> dict:
+    "The JSON object in file `path`, or one `ValueError` saying that `what` is unreadable and where."
+    import json
+    from pathlib import Path
+    try: value = json.loads(Path(path).read_text(encoding='utf-8'))
+    except (OSError, ValueError) as e: raise ValueError(f"cannot read the {what} {path}: {type(e).__name__}") from None
+    if not isinstance(value, dict): raise ValueError(f"cannot read the {what} {path}: not a JSON object")
+    return value

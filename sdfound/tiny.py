@@ -6,21 +6,22 @@ Docs: https://github.com/sdfound/sdfound/tiny.html.md"""
 
 # %% ../nbs/10_tiny.ipynb #2d82c479
 from __future__ import annotations
-import json, time
+import json, shutil, time
 from dataclasses import dataclass, asdict, field
 from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
 from .train import fit, native_bf16, batch_sampler, plain_attention
-from .core import seed_everything, models_dir
+from .core import seed_everything, models_dir, read_json, write_atomic
 from .data import DigitScenes, TRAIN_FONTS, render_pictures, to_unit
 
 # %% auto #0
-__all__ = ['TinyRecipe', 'quick_recipe', 'clip_sampler', 'latent_sampler', 'tiny_unet', 'stage_done', 'mark_done', 'TinyRun',
-           'start_run', 'run_stage', 'train_clip_stage', 'train_vae_stage', 'classifier_stage', 'train_evaluator_stage',
-           'train_perceptual_stage', 'decoder_loss', 'train_decoder_stage', 'train_unet_stage', 'unet_batches',
-           'tiny_pipeline', 'train_tiny', 'ship_model']
+__all__ = ['RUN_PARTS', 'TinyRecipe', 'quick_recipe', 'clip_sampler', 'latent_sampler', 'tiny_unet', 'run_record',
+           'check_run_folder', 'open_run_folder', 'stage_done', 'mark_done', 'TinyRun', 'start_run', 'run_stage',
+           'train_clip_stage', 'train_vae_stage', 'classifier_stage', 'train_evaluator_stage', 'train_perceptual_stage',
+           'decoder_loss', 'train_decoder_stage', 'train_unet_stage', 'unet_batches', 'tiny_pipeline', 'train_tiny',
+           'ship_model']
 
 # %% ../nbs/10_tiny.ipynb #c6c6e64a
 @dataclass
@@ -91,6 +92,40 @@ def tiny_unet(channels=(64, 128, 128), cross_attention_dim: int = 128, layers_pe
                                 up_block_types=('UpBlock2D', 'CrossAttnUpBlock2D', 'CrossAttnUpBlock2D'),
                                 cross_attention_dim=cross_attention_dim, attention_head_dim=8, norm_num_groups=16)
 
+# %% ../nbs/10_tiny.ipynb #887819dc
+RUN_PARTS = ('run.json', 'report.json', 'checkpoints', 'tiny-clip', 'vae', 'vae-decoder', 'perceptual', 'evaluator',
+             'tiny')  # everything `train_tiny` writes in a run folder
+
+def run_record(r: TinyRecipe) -> dict:
+    "What a run folder records when it starts: the recipe (its seed included) and the sdfound version."
+    from sdfound import __version__
+    return dict(recipe=asdict(r), sdfound_version=__version__)
+
+def check_run_folder(out: Path, r: TinyRecipe) -> None:
+    "A `ValueError` naming what differs, unless `out` is new, empty, or a run of this very recipe and version."
+    if not out.exists() or not any(out.iterdir()): return
+    hint = "run it with the same recipe, or pass restart=True (`--restart`) to discard it and begin again"
+    if not (out / 'run.json').exists():
+        raise ValueError(f"{out} holds files but no run record (run.json; an older sdfound's run?): {hint}")
+    saved, now = read_json(out / 'run.json', 'run record'), run_record(r)
+    differ = [f"{k} {saved.get('recipe', {}).get(k)!r} (now {v!r})" for k, v in now['recipe'].items()
+              if saved.get('recipe', {}).get(k) != v]
+    if saved.get('sdfound_version') != now['sdfound_version']:
+        differ.append(f"sdfound {saved.get('sdfound_version')} (now {now['sdfound_version']})")
+    if differ: raise ValueError(f"{out} was started with {', '.join(differ)}: {hint}")
+
+def open_run_folder(out: Path, r: TinyRecipe, restart: bool = False, writer: bool = True) -> None:
+    "Make `out` a run folder of recipe `r`: resume it, or with `restart` empty it first; the `writer` writes."
+    if restart and out.exists() and writer:
+        strangers = sorted(p.name for p in out.iterdir() if p.name not in RUN_PARTS)
+        if strangers: raise ValueError(f"{out} holds files that are not a training run's ({', '.join(strangers[:3])}): "
+                                       "not deleting them; choose a new folder")
+        for p in out.iterdir(): shutil.rmtree(p) if p.is_dir() else p.unlink()
+    if not restart: check_run_folder(out, r)
+    if writer:
+        out.mkdir(parents=True, exist_ok=True)
+        write_atomic(out / 'run.json', json.dumps(run_record(r), indent=1))
+
 # %% ../nbs/10_tiny.ipynb #78caca36
 def stage_done(path: Path) -> bool: return (path / '.done').exists()
 def mark_done(path: Path) -> None: (path / '.done').write_text(time.strftime('%Y-%m-%d %H:%M:%S'))
@@ -126,14 +161,15 @@ class TinyRun:
     def timed(self, name: str, t0: float) -> None:
         self.report.setdefault('seconds', {})[name] = round(time.time() - t0, 1)
 
-def start_run(out, r: TinyRecipe, progress: bool = True) -> TinyRun:
-    "Check the recipe, seed everything and render the recipe's pictures once."
-    from accelerate import Accelerator
+def start_run(out, r: TinyRecipe, progress: bool = True, restart: bool = False) -> TinyRun:
+    "Check the recipe and the run folder, seed everything and render the recipe's pictures once."
+    from accelerate import Accelerator, PartialState
     if r.mixed_precision not in ('auto', 'bf16', 'no'):
         raise ValueError(f"mixed_precision must be 'auto', 'bf16' or 'no', got {r.mixed_precision!r}")
     Accelerator()  # joins the processes `accelerate launch` or `torchrun` started (one process: nothing to join)
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    open_run_folder(out, r, restart, PartialState().is_main_process)
+    PartialState().wait_for_everyone()
     # bf16 autocast (weights stay float32): a tiny-UNet step on a CPU with AVX512-BF16 takes 0.53 s instead of 0.77
     bf16 = native_bf16() if r.mixed_precision == 'auto' else r.mixed_precision == 'bf16'
     seed_everything(r.seed)
@@ -312,11 +348,13 @@ def tiny_pipeline(unet, vae, text_encoder, tokenizer):
     return assemble_pipeline(unet, vae, text_encoder, tokenizer, sd_scheduler('ddim'))
 
 # %% ../nbs/10_tiny.ipynb #d63f4a85
-def train_tiny(out, recipe: TinyRecipe = TinyRecipe(), progress: bool = True, log=print) -> dict:
-    "Train every part of the tiny Stable Diffusion under folder `out`, stage by stage; returns a report."
+def train_tiny(out, recipe: TinyRecipe = TinyRecipe(), progress: bool = True, log=print,
+               restart: bool = False) -> dict:
+    """Train every part of the tiny Stable Diffusion under folder `out`, stage by stage; returns a report. A folder of
+    a run of the same recipe resumes; `restart` discards what the folder holds and begins again."""
     from sdfound.evaluator import check_parts
     t_all = time.time()
-    run = start_run(out, recipe, progress)
+    run = start_run(out, recipe, progress, restart)
     tok = train_clip_stage(run)
     vae = train_decoder_stage(run, train_vae_stage(run))
     clf = train_evaluator_stage(run, vae)  # learns from the reconstructions of the decoder that ships

@@ -10,12 +10,12 @@ import contextlib, json, math, os
 from pathlib import Path
 import numpy as np
 import torch
-from .core import check_number
+from .core import check_number, read_json, write_atomic
 
 # %% auto #0
 __all__ = ['lr_shape', 'batch_sampler', 'native_bf16', 'forward_context', 'plain_attention', 'moving_average', 'Checkpoint',
-           'process_share', 'my_share', 'LossModel', 'end_processes', 'train_step', 'check_fit_options',
-           'training_accelerator', 'fit', 'progress_bar']
+           'run_fingerprint', 'check_same_run', 'process_share', 'my_share', 'LossModel', 'end_processes', 'train_step',
+           'check_fit_options', 'training_accelerator', 'fit', 'adamw', 'progress_bar']
 
 # %% ../nbs/91_train.ipynb #7c18ab90
 def lr_shape(steps: int, warmup: int = 100, restart_at: int | None = None):
@@ -75,16 +75,22 @@ def moving_average(model: torch.nn.Module, decay: float | None):
 # %% ../nbs/91_train.ipynb #5639bfc6
 class Checkpoint:
     "Where a run saves its state every `every` steps and resumes from (no `folder`: neither)."
-    def __init__(self, folder, accelerator, every: int = 500, averaged=None):
+    def __init__(self, folder, accelerator, every: int = 500, averaged=None, run: dict | None = None):
         self.folder, self.acc, self.every, self.averaged = folder and Path(folder), accelerator, every, averaged
+        self.run = run or {}  # what a resumed run must match: `run_fingerprint`
 
     def resume(self) -> tuple[int, list[float]]:
         "The step to go on from and the losses so far: `(0, [])` for a new run."
         if not self.folder or not (self.folder / 'progress.json').exists(): return 0, []
         from safetensors.torch import load_file
-        self.acc.load_state(str(self.folder / 'state'))
-        if self.averaged: self.averaged.load_state_dict(load_file(self.folder / 'ema.safetensors'))
-        progress = json.loads((self.folder / 'progress.json').read_text())
+        progress = read_json(self.folder / 'progress.json', 'checkpoint record')
+        check_same_run(progress.get('run'), self.run, self.folder)
+        try:
+            self.acc.load_state(str(self.folder / 'state'))
+            if self.averaged: self.averaged.load_state_dict(load_file(self.folder / 'ema.safetensors'))
+        except Exception as e:
+            raise ValueError(f"cannot resume from the checkpoint in {self.folder} ({type(e).__name__}: {e}); "
+                             "delete the folder to begin again") from None
         return progress['step'], progress['losses']
 
     def save(self, step: int, steps: int, losses: list[float]) -> None:
@@ -96,7 +102,20 @@ class Checkpoint:
         if self.averaged:
             save_file({k: v.detach().clone().cpu() for k, v in self.averaged.state_dict().items()},
                       self.folder / 'ema.safetensors')
-        (self.folder / 'progress.json').write_text(json.dumps(dict(step=step, losses=losses)))
+        write_atomic(self.folder / 'progress.json', json.dumps(dict(step=step, losses=losses, run=self.run)))
+
+def run_fingerprint(model: torch.nn.Module, **options) -> dict:
+    "What a checkpoint must match to be resumed: the model's parameters (names and shapes) and `fit`'s `options`."
+    import hashlib
+    shapes = ';'.join(f'{name}:{tuple(p.shape)}' for name, p in model.state_dict().items())
+    return dict(model=hashlib.sha256(shapes.encode()).hexdigest()[:16], **options)
+
+def check_same_run(saved: dict | None, now: dict, folder) -> None:
+    "A `ValueError` naming what differs when a checkpoint in `folder` was saved by another run than `now`."
+    hint = f"use another folder, or delete {folder} to begin again"
+    if saved is None: raise ValueError(f"the checkpoint in {folder} records no run (an older sdfound's?): {hint}")
+    differ = [f"{k} {saved.get(k)!r} (now {v!r})" for k, v in now.items() if saved.get(k) != v]
+    if differ: raise ValueError(f"the checkpoint in {folder} was saved by another run: {', '.join(differ)}; {hint}")
 
 # %% ../nbs/91_train.ipynb #ed6f767d
 def process_share(batch: dict, rank: int, world: int) -> dict:
@@ -181,11 +200,12 @@ def fit(model: torch.nn.Module,  # trained in place, and handed back on the devi
     check_fit_options(loss_fn, get_batch, steps, lr, weight_decay, warmup, restart_at, ckpt_every, ema)
     acc = accelerator or training_accelerator()
     home = next(model.parameters()).device
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_shape(steps, warmup, restart_at))
+    opt, sched = adamw(model, lr, weight_decay, lr_shape(steps, warmup, restart_at))
     wrapped, opt, sched = acc.prepare(LossModel(model, loss_fn), opt, sched)
     averaged = moving_average(model, ema)
-    ckpt = Checkpoint(ckpt_dir, acc, ckpt_every, averaged)
+    run = run_fingerprint(model, steps=steps, lr=lr, weight_decay=weight_decay, warmup=warmup, restart_at=restart_at,
+                          ema=ema)
+    ckpt = Checkpoint(ckpt_dir, acc, ckpt_every, averaged, run)
     start, losses = ckpt.resume()
     bar = progress_bar(start, steps, desc, progress and acc.is_main_process)
     for step in bar:
@@ -199,6 +219,11 @@ def fit(model: torch.nn.Module,  # trained in place, and handed back on the devi
     if averaged: model.load_state_dict(averaged.module.state_dict())
     model.eval().to(home)
     return losses
+
+def adamw(model: torch.nn.Module, lr: float, weight_decay: float, shape):
+    "AdamW on `model`'s parameters, and its learning-rate schedule: `lr` × `shape(step)`."
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    return opt, torch.optim.lr_scheduler.LambdaLR(opt, shape)
 
 def progress_bar(start: int, steps: int, desc: str, show: bool):
     "The steps from `start` to `steps`, under a progress bar when `show`."

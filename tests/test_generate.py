@@ -110,6 +110,7 @@ def test_train_tiny_quick_runs_end_to_end(tmp_path):
     # a run resumed after its evaluator stage trains the same UNet as the uninterrupted run: the UNet starts from the seed
     import shutil
     for part in ('tiny-clip', 'vae', 'vae-decoder', 'evaluator'): shutil.copytree(tmp_path / 'run' / part, tmp_path / 'resumed' / part)
+    shutil.copy(tmp_path / 'run' / 'run.json', tmp_path / 'resumed' / 'run.json')  # the run's record: the same recipe
     r_after = cli('train', 'tiny', '--quick', '--out', tmp_path / 'resumed')
     assert r_after.returncode == 0 and 'clip:' not in r_after.stderr, r_after.stderr[-2000:]
     assert not (tmp_path / 'resumed' / 'perceptual').exists()  # a finished decoder stage needs no perceptual net
