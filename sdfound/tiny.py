@@ -107,7 +107,7 @@ def check_run_folder(out: Path, r: TinyRecipe) -> None:
     hint = "run it with the same recipe, or pass restart=True (`--restart`) to discard it and begin again"
     if not (out / 'run.json').exists():
         raise ValueError(f"{out} holds files but no run record (run.json; an older sdfound's run?): {hint}")
-    saved, now = read_json(out / 'run.json', 'run record'), run_record(r)
+    saved, now = read_json(out / 'run.json', 'run record'), json.loads(json.dumps(run_record(r)))  # tuples → lists
     differ = [f"{k} {saved.get('recipe', {}).get(k)!r} (now {v!r})" for k, v in now['recipe'].items()
               if saved.get('recipe', {}).get(k) != v]
     if saved.get('sdfound_version') != now['sdfound_version']:

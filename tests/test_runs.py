@@ -85,3 +85,7 @@ def test_a_checkpoint_cannot_run_code(tmp_path):
         (state / name).write_bytes(pickle.dumps(Exploit()))
     with pytest.raises(ValueError, match='cannot resume'): _fit(tmp_path / 'ckpt', ema=0.9)
     assert not marker.exists()
+
+def test_the_same_recipe_resumes_without_training_again(run1):
+    r = cli('train', 'tiny', '--quick', '--out', run1)
+    assert r.returncode == 0 and 'clip:' not in r.stderr, r.stderr[-2000:]
