@@ -11,26 +11,41 @@ from pathlib import Path
 from PIL import Image
 
 # %% auto #0
-__all__ = ['UsageError', 'check_output_path', 'save_png', 'scenes_grid', 'build_parser', 'main']
+__all__ = ['UsageError', 'check_output_path', 'save_png', 'scenes_grid', 'build_parser', 'main', 'is_out_of_memory',
+           'out_of_memory']
 
 # %% ../nbs/90_cli.ipynb #b0f8c4d4
 class UsageError(ValueError):
     "A bad argument: on the command line one line and exit code 2; from Python, a `ValueError`."
 
 def check_output_path(out: str | os.PathLike, suffix: str = '.png') -> Path:
-    "The output path, if its folder exists and its suffix is `suffix`; else a `UsageError`."
+    "The output path, if a file of it can be written there now; else a `UsageError` saying why."
     out = Path(out)
     if out.suffix.lower() != suffix: raise UsageError(f"output must be a {suffix} file, got {str(out)!r}")
     if not out.parent.is_dir(): raise UsageError(f"output folder {str(out.parent)!r} does not exist")
     if out.is_dir(): raise UsageError(f"output {str(out)!r} is a folder")
+    try: longest = os.pathconf(out.parent, 'PC_NAME_MAX')
+    except (OSError, ValueError): longest = 255  # the common limit, where the system does not say
+    if len(out.name.encode()) > longest:
+        raise UsageError(f"output name is {len(out.name.encode())} bytes; this file system takes at most {longest}")
+    if not os.access(out.parent, os.W_OK | os.X_OK):
+        raise UsageError(f"output folder {str(out.parent)!r} is not writable")
+    if out.exists() and not os.access(out, os.W_OK):
+        raise UsageError(f"output {str(out)!r} is write-protected: not replacing it")
     return out
 
 def save_png(image: Image.Image, out: Path) -> None:
-    "Write `image` to `out` atomically: a temporary file in the same folder, then a rename."
+    "Write `image` to `out` atomically (a temporary file in the same folder, then a rename), as the umask says."
     fd, tmp = tempfile.mkstemp(suffix='.png', dir=out.parent)
     try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it 0600: give it the permissions a new file gets
         with os.fdopen(fd, 'wb') as f: image.save(f, format='PNG')
         os.replace(tmp, out)
+    except OSError as e:  # a full disk, a quota: one line, and nothing half-written
+        Path(tmp).unlink(missing_ok=True)
+        raise UsageError(f"could not write {str(out)!r}: {e.strerror or e}") from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -60,10 +75,11 @@ def _check_generate(args) -> None:
     check_output_path(args.output)
 
 def _read_init_image(path: str) -> Image.Image:
+    from sdfound.core import to_rgb
     if Path(path).is_dir(): raise UsageError(f"init image {path!r} is a folder, not a picture")
     if not Path(path).is_file(): raise UsageError(f"init image {path!r} does not exist")
     try:
-        with Image.open(path) as im: return im.convert('RGB')
+        with Image.open(path) as im: return to_rgb(im)
     except Exception as e: raise UsageError(f"cannot read init image {path!r}: {type(e).__name__}") from None
 
 # %% ../nbs/90_cli.ipynb #3dd88ddd
@@ -158,4 +174,22 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try: args.func(args)
     except UsageError as e: parser.exit(2, f"sdfound {args.command}: error: {e}\n")
+    except KeyboardInterrupt:
+        after = 'the same command resumes the run' if args.command == 'train' else 'nothing was written'
+        parser.exit(130, f"\nsdfound {args.command}: interrupted; {after}\n")
+    except BrokenPipeError:  # `sdfound ... | head`: the reader left, so say nothing more
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
+    except MemoryError as e: parser.exit(1, f"sdfound {args.command}: error: {out_of_memory(e)}\n")
+    except RuntimeError as e:
+        if not is_out_of_memory(e): raise
+        parser.exit(1, f"sdfound {args.command}: error: {out_of_memory(e)}\n")
     return 0
+
+def is_out_of_memory(e: BaseException) -> bool:
+    "Is `e` torch's way of saying an allocation failed (on a GPU, or the CPU's allocator)?"
+    return isinstance(e, MemoryError) or 'out of memory' in str(e).lower() or "can't allocate memory" in str(e)
+
+def out_of_memory(e: BaseException) -> str:
+    return ("out of memory: draw fewer pictures (-n), or use a smaller number format (--dtype bfloat16 on a CPU, "
+            "float16 on a GPU)")

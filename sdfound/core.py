@@ -13,20 +13,25 @@ from PIL import Image
 
 # %% auto #0
 __all__ = ['get_device', 'default_model', 'quiet_libraries', 'quiet', 'check_number', 'seed_everything', 'pil_to_tensor',
-           'tensor_to_pil', 'image_grid', 'show_images', 'models_dir', 'save_weights', 'load_weights', 'write_atomic',
-           'read_json']
+           'tensor_to_pil', 'to_rgb', 'image_grid', 'show_images', 'models_dir', 'save_weights', 'load_weights',
+           'write_atomic', 'read_json']
 
 # %% ../nbs/00_core.ipynb #aa46031f
 def get_device(device: str | torch.device | None = None,
                dtype: torch.dtype | None = None) -> tuple[torch.device, torch.dtype]:
     """The device to run on and its dtype: cuda→fp16, mps→fp32, cpu→fp32,
     unless `device`/`dtype` (or `SDFOUND_DEVICE`) say otherwise."""
+    where = 'device' if device else 'SDFOUND_DEVICE'
     device = device or os.environ.get('SDFOUND_DEVICE')
-    if device is None:
-        if torch.cuda.is_available(): device = 'cuda'
-        elif getattr(torch.backends, 'mps', None) and torch.backends.mps.is_available(): device = 'mps'
-        else: device = 'cpu'
-    device = torch.device(device)
+    mps = getattr(torch.backends, 'mps', None) is not None and torch.backends.mps.is_available()
+    if device is None: device = 'cuda' if torch.cuda.is_available() else 'mps' if mps else 'cpu'
+    try: device = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise ValueError(f"{where} {device!r} is not a device: use cpu, cuda (or cuda:0, cuda:1, …) or mps") from None
+    missing = {'cuda': not torch.cuda.is_available(), 'mps': not mps}.get(device.type, device.type != 'cpu')
+    if missing:
+        raise ValueError(f"{where} is {str(device)!r}, which this machine does not have"
+                         f"{' (no CUDA GPU, or a torch without CUDA)' if device.type == 'cuda' else ''}: use cpu")
     if dtype is None: dtype = torch.float16 if device.type == 'cuda' else torch.float32
     return device, dtype
 
@@ -96,7 +101,7 @@ def pil_to_tensor(images: Image.Image | list[Image.Image], value_range=(-1, 1)) 
     "RGB PIL image(s) → float tensor (C,H,W), or (N,C,H,W) for a list, scaled to `value_range`."
     _check_range(value_range)
     if isinstance(images, Image.Image): return pil_to_tensor([images], value_range)[0]
-    arrays = np.stack([np.asarray(im.convert('RGB'), dtype=np.float32) for im in images])
+    arrays = np.stack([np.asarray(to_rgb(im), dtype=np.float32) for im in images])
     x = torch.from_numpy(arrays).permute(0, 3, 1, 2) / 255
     return x * 2 - 1 if value_range[0] == -1 else x
 
@@ -108,6 +113,19 @@ def tensor_to_pil(x: torch.Tensor, value_range=(-1, 1)) -> Image.Image | list[Im
     if value_range[0] == -1: x = (x + 1) / 2
     arr = (x.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
     return [Image.fromarray(a.squeeze(-1) if a.shape[-1] == 1 else a) for a in arr]
+
+# %% ../nbs/00_core.ipynb #c59dadc6
+def to_rgb(image: Image.Image) -> Image.Image:
+    "An RGB copy of a picture in any mode: 16-bit greys scaled to 8 bits, transparency laid over white, CMYK converted."
+    if image.mode in ('I', 'I;16', 'I;16B', 'I;16L', 'I;16N'):  # 0–65535: convert('RGB') would clip most to white
+        image = Image.fromarray((np.asarray(image, dtype=np.float64).clip(0, 65535) / 257).round().astype(np.uint8))
+    elif image.mode == 'F':  # floats: read as 0–1 when they fit, else as 0–255
+        a = np.asarray(image, dtype=np.float64)
+        image = Image.fromarray(((a * 255 if a.max() <= 1 else a).clip(0, 255)).round().astype(np.uint8))
+    if image.mode in ('RGBA', 'LA', 'PA') or 'transparency' in image.info:
+        rgba = image.convert('RGBA')
+        image = Image.alpha_composite(Image.new('RGBA', rgba.size, (255, 255, 255, 255)), rgba)
+    return image.convert('RGB')
 
 # %% ../nbs/00_core.ipynb #2915c46a
 def image_grid(images: list[Image.Image], rows: int | None = None, cols: int | None = None) -> Image.Image:

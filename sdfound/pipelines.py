@@ -6,7 +6,7 @@ Docs: https://github.com/sdfound/sdfound/pipelines.html.md"""
 
 # %% ../nbs/02_pipelines.ipynb #a1842876
 from __future__ import annotations
-import os, re, time
+import os, re, time, warnings
 from pathlib import Path
 import numpy as np
 import torch
@@ -14,7 +14,7 @@ from PIL import Image
 from .core import get_device, default_model
 
 # %% auto #0
-__all__ = ['MODEL_IDS', 'OFFLINE_MODELS', 'scheduler_classes', 'ModelNotFound', 'resolve_model', 'hub_reachable', 'load_pipeline', 'img2img_from', 'is_tiny', 'for_model', 'image_size', 'enlarge', 'generators', 'noise_predictions', 'guide', 'img2img_timesteps', 'decode_latents', 'LatentsCallback', 'latents_callback', 'cuda_peak', 'encode_images', 'DTYPES', 'check_generate_options', 'warn_if_truncated', 'embedding_token', 'generate']
+__all__ = ['MODEL_IDS', 'OFFLINE_MODELS', 'scheduler_classes', 'ModelNotFound', 'resolve_model', 'hub_reachable', 'load_pipeline', 'as_dtype', 'open_pipeline', 'img2img_from', 'is_tiny', 'for_model', 'image_size', 'enlarge', 'generators', 'noise_predictions', 'guide', 'img2img_timesteps', 'decode_latents', 'LatentsCallback', 'latents_callback', 'cuda_peak', 'encode_images', 'DTYPES', 'MAX_GUIDANCE', 'MAX_SEED', 'MAX_PICTURES', 'check_generate_options', 'check_against_model', 'warn_if_truncated', 'embedding_token', 'generate', 'draw']
 
 # %% ../nbs/02_pipelines.ipynb #7d05cc79
 MODEL_IDS = {'sd15': 'stable-diffusion-v1-5/stable-diffusion-v1-5', 'sd14': 'CompVis/stable-diffusion-v1-4'}
@@ -71,7 +71,10 @@ def load_pipeline(model: str | os.PathLike | None = None, device=None, dtype=Non
     if scheduler is not None and scheduler not in scheduler_classes():
         raise ValueError(f"unknown scheduler {scheduler!r}; choose one of: {', '.join(scheduler_classes())}")
     where = resolve_model(model)
-    device, dtype = get_device(device, dtype)
+    device, dtype = get_device(device, None if dtype is None else as_dtype(dtype))
+    if dtype == torch.float16 and device.type == 'cpu':
+        warnings.warn("float16 is slow or missing in PyTorch's CPU kernels: loading in float32 instead", stacklevel=2)
+        dtype = torch.float32
     cls = StableDiffusionImg2ImgPipeline if img2img else StableDiffusionPipeline
     local = Path(where).is_dir()
     # sdfound's own folders carry no safety checker; hub models keep theirs (diffusers' default), and SD 1.5 in fp16
@@ -80,15 +83,30 @@ def load_pipeline(model: str | os.PathLike | None = None, device=None, dtype=Non
     if where == MODEL_IDS['sd15'] and dtype == torch.float16: kw['variant'] = 'fp16'
     # offline, the hub client would try several requests before giving up: ask once, then use the local cache only
     if not local and not hub_reachable(): kw['local_files_only'] = True
-    try: pipe = cls.from_pretrained(where, dtype=dtype, **kw)
-    except Exception as e:
-        if local: raise ModelNotFound(f"could not load the pipeline in {where!r}: {type(e).__name__}: {e}") from None
-        why = 'no connection to the hub, and not in the local cache' if kw.get('local_files_only') else type(e).__name__
-        raise ModelNotFound(f"could not load {where!r} from the Hugging Face hub ({why}). Offline? "
-                            f"These work offline: {OFFLINE_MODELS}") from None
+    pipe = open_pipeline(cls, where, dtype, kw, str(model or default_model()))
     if scheduler: pipe.scheduler = scheduler_classes()[scheduler].from_config(pipe.scheduler.config)
     pipe.set_progress_bar_config(disable=None)
     return pipe.to(device)
+
+def as_dtype(dtype) -> torch.dtype:
+    "`dtype` as a torch dtype: `torch.float16` as it is, or its name ('float16', 'bfloat16', 'float32')."
+    if isinstance(dtype, torch.dtype): return dtype
+    if dtype in ('float32', 'bfloat16', 'float16'): return getattr(torch, dtype)
+    raise ValueError(f"unknown dtype {dtype!r}; choose one of: float32, bfloat16, float16")
+
+def open_pipeline(cls, where: str, dtype, kw: dict, name: str):
+    "`cls.from_pretrained(where)`, or one `ModelNotFound` saying why not; a stand-in that fails to load is rebuilt."
+    from sdfound.sd15 import STANDINS, standin_folder
+    try: return cls.from_pretrained(where, dtype=dtype, **kw)
+    except Exception as e: error = e
+    if name in STANDINS:  # its cache broken (a copy cut short, a full disk): it is ours to build again
+        try: return cls.from_pretrained(standin_folder(name, rebuild=True), dtype=dtype, **kw)
+        except Exception as e: error = e
+    if Path(where).is_dir():
+        raise ModelNotFound(f"could not load the pipeline in {where!r}: {type(error).__name__}: {error}") from None
+    why = 'no connection to the hub, and not in the local cache' if kw.get('local_files_only') else type(error).__name__
+    raise ModelNotFound(f"could not load {where!r} from the Hugging Face hub ({why}). Offline? "
+                        f"These work offline: {OFFLINE_MODELS}") from None
 
 def img2img_from(pipe):
     "An img2img pipeline sharing `pipe`'s components: no reload, no extra memory."
@@ -208,6 +226,8 @@ def encode_images(pipe, images: list[Image.Image], batch_size: int = 64) -> torc
 
 # %% ../nbs/90_cli.ipynb #51af5fdb
 DTYPES = ('float32', 'bfloat16', 'float16')  # the number formats `generate` computes in
+MAX_GUIDANCE = 50  # past it, pictures only burn out: 7.5 is SD's default, 20 already too strong for most prompts
+MAX_SEED = 2**64 - 1  # the largest seed a torch generator takes
 
 def check_generate_options(prompt, steps=30, guidance=7.5, n=1, seed=0, strength=None, init_image=False,
                            scheduler=None, dtype=None) -> None:
@@ -217,11 +237,11 @@ def check_generate_options(prompt, steps=30, guidance=7.5, n=1, seed=0, strength
     if not isinstance(prompt, str) or not prompt.strip():
         raise ValueError(f"the prompt must be some text, got {prompt!r}")
     # argparse's float() takes 'nan' and 'inf': check_number refuses them, as every other non-finite number
-    check_number('steps', steps, 1, integer=True)
-    check_number('guidance', guidance, 0)
-    check_number('seed', seed, 0, integer=True)
-    if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= 64:
-        raise ValueError(f"n must be between 1 and 64, got {n!r}")
+    check_number('steps', steps, 1, 1000, integer=True)  # SD's schedule has 1000 steps; the model may say fewer
+    check_number('guidance', guidance, 0, MAX_GUIDANCE)
+    check_number('seed', seed, 0, MAX_SEED, integer=True)
+    if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= max(MAX_PICTURES.values()):
+        raise ValueError(f"n must be between 1 and {max(MAX_PICTURES.values())}, got {n!r}")
     if strength is not None and init_image:
         # strength s runs the last int(steps·s) steps: none at all would hand back the init picture untouched
         if not isinstance(strength, (int, float)) or not (math.isfinite(strength) and 0 < strength <= 1):
@@ -235,6 +255,22 @@ def check_generate_options(prompt, steps=30, guidance=7.5, n=1, seed=0, strength
         raise ValueError(f"unknown dtype {dtype!r}; choose one of: {', '.join(DTYPES)}")
     if dtype == 'float16' and get_device()[0].type == 'cpu':  # PyTorch's CPU float16 kernels are slow or missing
         raise ValueError("dtype float16 needs a GPU; on the CPU use float32 or bfloat16")
+
+# the most pictures one call draws, by picture size: what fits in a few GB (64 tiny pictures take ~1 GB, 8 at 512 px
+# ~3 GB in float32); ask for more in several calls
+MAX_PICTURES = {64: 64, 512: 8}
+
+def check_against_model(pipe, steps: int, n: int) -> None:
+    "What only the loaded model can tell: its schedule's length, its scheduler's fewest steps, its `n` ceiling."
+    from diffusers import PNDMScheduler
+    T = pipe.scheduler.config.num_train_timesteps
+    if steps > T: raise ValueError(f"steps must be ≤ {T}, the length of this model's schedule, got {steps}")
+    # PNDM's Runge-Kutta warm-up alone takes three steps (SD 1.5's config skips it)
+    if isinstance(pipe.scheduler, PNDMScheduler) and not pipe.scheduler.config.skip_prk_steps and steps < 4:
+        raise ValueError(f"this PNDM scheduler needs steps ≥ 4, got {steps}: raise steps or choose another scheduler")
+    cap = MAX_PICTURES.get(image_size(pipe), min(MAX_PICTURES.values()))
+    if n > cap:
+        raise ValueError(f"n must be ≤ {cap} for {image_size(pipe)}-pixel pictures, got {n}: draw them in parts")
 
 # %% ../nbs/90_cli.ipynb #1566bfec
 def warn_if_truncated(tokenizer, prompts) -> None:
@@ -269,7 +305,7 @@ def generate(prompt: str, negative: str | None = None, guidance: float = 7.5, st
              embedding: str | os.PathLike | None = None) -> Image.Image:
     """`n` pictures for `prompt` (from `init_image` if given) as one picture, a grid when `n` > 1. `dtype` (e.g.
     'bfloat16') overrides the device's number format; `embedding` is a textual-inversion file the prompt uses."""
-    from sdfound.core import image_grid
+    from sdfound.core import image_grid, to_rgb
     check_generate_options(prompt, steps, guidance, n, seed, strength, init_image is not None, scheduler, dtype)
     if negative is not None and not isinstance(negative, str):
         raise ValueError(f"negative must be text, got {negative!r}")
@@ -281,17 +317,23 @@ def generate(prompt: str, negative: str | None = None, guidance: float = 7.5, st
                          "write it in the prompt")
     pipe = load_pipeline(model or default_model(for_cli=True), dtype=getattr(torch, dtype) if dtype else None,
                          scheduler=scheduler)
+    check_against_model(pipe, steps, n)
     if token is not None:
         try: pipe.load_textual_inversion(str(embedding))
         except ValueError as e: raise ValueError(f"cannot use {str(embedding)!r} with this model: {e}") from None
     warn_if_truncated(pipe.tokenizer, [prompt, negative])
     kw = dict(prompt=prompt, negative_prompt=negative, guidance_scale=guidance, num_inference_steps=steps,
               num_images_per_prompt=n, generator=torch.Generator('cpu').manual_seed(seed))
-    if init_image is None: images = pipe(**kw).images
-    else:
-        i2i = img2img_from(pipe)
-        # as `load_pipeline` does for `pipe`: a progress bar on a terminal only
-        i2i.set_progress_bar_config(disable=None)
-        size = image_size(pipe)
-        images = i2i(image=init_image.resize((size, size)), strength=strength, **kw).images
+    if init_image is not None: kw.update(image=to_rgb(init_image).resize((image_size(pipe),) * 2), strength=strength)
+    images = draw(pipe, kw)
     return images[0] if n == 1 else image_grid(images)
+
+def draw(pipe, kw: dict) -> list[Image.Image]:
+    "The pipeline's pictures for `kw` (img2img when it holds an `image`); an error, not a black picture, if not finite."
+    if 'image' in kw:
+        pipe = img2img_from(pipe)
+        pipe.set_progress_bar_config(disable=None)  # as `load_pipeline` does: a progress bar on a terminal only
+    pictures = pipe(**kw, output_type='np').images  # the same bytes as 'pil', but NaN still shows
+    if not np.isfinite(pictures).all():
+        raise ValueError("the model's numbers overflowed (the picture is not finite): try dtype float32")
+    return pipe.numpy_to_pil(pictures)

@@ -86,19 +86,23 @@ def _marker(folder: Path) -> dict:
     try: return json.loads((Path(folder) / 'sdfound.json').read_text())
     except (OSError, ValueError): return {}
 
-def standin_folder(name: str = 'sd15-mini') -> Path:
+def standin_folder(name: str = 'sd15-mini', rebuild: bool = False) -> Path:
     """The folder of stand-in `name`, built (seconds for `sd15-mini`) when it is missing or out of date.
 
-    Out of date: built by another sdfound version or recipe."""
+    Out of date: built by another sdfound version or recipe. `rebuild` builds it again whatever its marker says."""
     from sdfound import __version__
     if name not in STANDINS: raise ValueError(f"unknown stand-in {name!r}: choose one of {', '.join(STANDINS)}")
     folder = cache_dir() / name
     marker = json.loads(json.dumps(dict(model=name, random_weights=True, sdfound_version=__version__,
                                         architecture=STANDINS[name])))
-    if _marker(folder) == marker: return folder
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    # build beside it, then swap in: never half a folder
-    tmp = Path(tempfile.mkdtemp(prefix=f'.{name}-', dir=folder.parent))
+    if _marker(folder) == marker and not rebuild: return folder
+    try:
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        # build beside it, then swap in: never half a folder
+        tmp = Path(tempfile.mkdtemp(prefix=f'.{name}-', dir=folder.parent))
+    except OSError as e:
+        raise ValueError(f"cannot build the {name} stand-in in {folder.parent} ({e.strerror}): "
+                         "set SDFOUND_CACHE to a folder you can write to") from None
     try:
         with quiet(): build_sd15(name).to(dtype=torch.float16).save_pretrained(tmp, safe_serialization=True)
         (tmp / 'sdfound.json').write_text(json.dumps(marker, indent=1))

@@ -2,8 +2,9 @@ import numpy as np, pytest, torch
 from PIL import Image
 from sdfound.core import get_device, default_model, seed_everything, pil_to_tensor, tensor_to_pil, image_grid
 
-def test_get_device_picks_fp32_on_cpu_and_fp16_on_cuda():
+def test_get_device_picks_fp32_on_cpu_and_fp16_on_cuda(monkeypatch):
     assert get_device('cpu') == (torch.device('cpu'), torch.float32)
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: True)
     assert get_device('cuda')[1] == torch.float16
     assert get_device('cpu', torch.float16) == (torch.device('cpu'), torch.float16)
 

@@ -93,11 +93,12 @@ def test_cli_draws_a_512_pixel_picture_on_sd15_mini_offline(tmp_path):
 def test_sd15_in_fp16_downloads_only_the_fp16_weights(monkeypatch):
     from diffusers import StableDiffusionPipeline
     from sdfound import pipelines
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: True)  # float16 is for a GPU: on the CPU it loads float32
     seen = {}
     def fake(where, **kw):
         seen.update(kw, where=where); raise OSError('offline')
     monkeypatch.setattr(StableDiffusionPipeline, 'from_pretrained', fake)
-    with pytest.raises(pipelines.ModelNotFound, match='sd15-mini'): pipelines.load_pipeline('sd15', device='cpu', dtype=torch.float16)
+    with pytest.raises(pipelines.ModelNotFound, match='sd15-mini'): pipelines.load_pipeline('sd15', device='cuda', dtype=torch.float16)
     assert seen['where'] == pipelines.MODEL_IDS['sd15'] and seen['variant'] == 'fp16' and seen['dtype'] == torch.float16
     seen.clear()
     with pytest.raises(pipelines.ModelNotFound): pipelines.load_pipeline('sd15', device='cpu', dtype=torch.float32)
