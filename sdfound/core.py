@@ -86,7 +86,7 @@ def check_number(name: str, value, low=None, high=None, integer: bool = False, l
 
 def seed_everything(seed: int, device: str | torch.device = 'cpu') -> torch.Generator:
     "Seed `random`, NumPy and torch; return a `torch.Generator` on `device` seeded with `seed`."
-    if not isinstance(seed, int) or seed < 0: raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    check_number('seed', seed, 0, 2**64 - 1, integer=True)  # what a torch generator takes; True is not a seed
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
@@ -131,6 +131,8 @@ def to_rgb(image: Image.Image) -> Image.Image:
 def image_grid(images: list[Image.Image], rows: int | None = None, cols: int | None = None) -> Image.Image:
     "Paste equally sized PIL `images` into a `rows`×`cols` grid (row-major)."
     if not images: raise ValueError("image_grid needs at least one image")
+    for name, v in (('rows', rows), ('cols', cols)):
+        if v is not None: check_number(name, v, 1, integer=True)
     n = len(images)
     if rows is None and cols is None: cols = int(np.ceil(np.sqrt(n)))
     if cols is None: cols = int(np.ceil(n / rows))

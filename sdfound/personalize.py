@@ -53,7 +53,12 @@ def fixed_noise_loss(pipe, latents: torch.Tensor, prompts: list[str], seed: int 
     return float(np.mean(losses))
 
 # %% ../nbs/03b_personalize.ipynb #9b42b7b9
-def _check_training(pipe, images, prompts, what: str) -> None:
+def _check_training(pipe, images, prompts, what: str, steps=1, lr=1.0, batch_size=1) -> None:
+    from sdfound.core import check_number
+    check_number('steps', steps, 1, integer=True)
+    check_number('lr', lr, 0, low_open=True)
+    check_number('batch_size', batch_size, 1, integer=True)
+    if not all(isinstance(im, Image.Image) for im in images): raise ValueError("images must be PIL pictures")
     if pipe.unet.dtype != torch.float32:
         raise ValueError(f"{what} trains in float32, but this pipeline is {pipe.unet.dtype}: "
                          "load it with dtype=torch.float32")
@@ -115,8 +120,10 @@ def concept_tokens(token: str, vectors: int = 1) -> list[str]:
     "The tokens a concept of `vectors` embedding vectors uses, named as diffusers names them: `token`, `token_1`, …"
     return [token] + [f'{token}_{i}' for i in range(1, vectors)]
 
-def _check_textual_inversion(pipe, images, prompts, token: str, vectors) -> None:
-    _check_training(pipe, images, prompts, 'textual inversion')
+def _check_textual_inversion(pipe, images, prompts, token: str, vectors, steps, lr, batch_size) -> None:
+    _check_training(pipe, images, prompts, 'textual inversion', steps, lr, batch_size)
+    if not isinstance(token, str) or not token.strip() or ' ' in token:
+        raise ValueError(f"token must be one new word, like '<my-concept>', got {token!r}")
     if not all(token in p for p in prompts): raise ValueError(f"every prompt must contain the new token {token!r}")
     if not isinstance(vectors, int) or vectors < 1: raise ValueError(f"vectors must be an int ≥ 1, got {vectors!r}")
     for t in concept_tokens(token, vectors):
@@ -128,7 +135,7 @@ def train_textual_inversion(pipe, images: list[Image.Image], prompts: list[str],
                             vectors: int = 1, seed: int = 0, progress: bool = True) -> dict:
     """Add `token` to `pipe` (as `vectors` new tokens, which prompts write as `token` alone) and learn their
     embeddings alone, all else frozen, to denoise `images` captioned by `prompts`; returns the losses."""
-    _check_textual_inversion(pipe, images, prompts, token, vectors)
+    _check_textual_inversion(pipe, images, prompts, token, vectors, steps, lr, batch_size)
     latents = encode_images(pipe, images)
     tids = [add_token(pipe, t, init_token) for t in concept_tokens(token, vectors)]  # `tokenize_prompts` writes them
     ids, emb = tokenize_prompts(pipe, prompts), pipe.text_encoder.get_input_embeddings().weight
@@ -173,7 +180,11 @@ def save_textual_inversion(pipe, token: str, path, dtype: torch.dtype = torch.fl
     if token not in vocab: raise ValueError(f"{token!r} is not in this pipeline's tokenizer: train or load it first")
     n = 1
     while f'{token}_{n}' in vocab: n += 1
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise ValueError(f"dtype must be a floating-point torch dtype (e.g. torch.float16), got {dtype!r}")
     path = Path(path)
+    if path.suffix and path.suffix != '.safetensors':
+        raise ValueError(f"{path.name!r}: a textual inversion is saved as .safetensors (or give a folder)")
     if path.suffix != '.safetensors': path = path / 'learned_embeds.safetensors'
     _new_output(path).parent.mkdir(parents=True, exist_ok=True)
     ids = pipe.tokenizer.convert_tokens_to_ids(concept_tokens(token, n))
@@ -194,8 +205,11 @@ def add_lora(unet, rank: int = 8) -> list[torch.nn.Parameter]:
     for p in params: p.requires_grad_(True)
     return params
 
-def _check_dreambooth(pipe, images, prompts, word, prior_images, prior_prompts, lora_rank) -> None:
-    _check_training(pipe, images, prompts, 'Dreambooth')
+def _check_dreambooth(pipe, images, prompts, word, prior_images, prior_prompts, lora_rank, steps, lr,
+                      batch_size) -> None:
+    _check_training(pipe, images, prompts, 'Dreambooth', steps, lr, batch_size)
+    if not isinstance(word, str) or not word.strip() or ' ' in word:
+        raise ValueError(f"word must be one rare word, like 'sks', got {word!r}")
     if not all(word in p for p in prompts):
         raise ValueError(f"every prompt must contain the rare word {word!r}: it names the subject the model learns")
     if (prior_images is None) != (prior_prompts is None):
@@ -214,7 +228,7 @@ def train_dreambooth(pipe, images: list[Image.Image], prompts: list[str], word: 
                      progress: bool = True) -> dict:
     """Fine-tune `pipe`'s UNet (or, with `lora_rank`, a LoRA adapter on it) on a few `images` named in their `prompts`
     by the rare `word`; optional prior pictures, captioned without the word, keep what the model knew."""
-    _check_dreambooth(pipe, images, prompts, word, prior_images, prior_prompts, lora_rank)
+    _check_dreambooth(pipe, images, prompts, word, prior_images, prior_prompts, lora_rank, steps, lr, batch_size)
     z = encode_images(pipe, images)
     subject = caption_batches(z, tokenize_prompts(pipe, prompts), batch_size, seed)
     prior = None if prior_images is None else caption_batches(

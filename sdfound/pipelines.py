@@ -14,7 +14,7 @@ from PIL import Image
 from .core import get_device, default_model
 
 # %% auto #0
-__all__ = ['MODEL_IDS', 'OFFLINE_MODELS', 'scheduler_classes', 'ModelNotFound', 'resolve_model', 'hub_reachable', 'load_pipeline', 'as_dtype', 'open_pipeline', 'img2img_from', 'is_tiny', 'for_model', 'image_size', 'enlarge', 'generators', 'noise_predictions', 'guide', 'img2img_timesteps', 'decode_latents', 'LatentsCallback', 'latents_callback', 'cuda_peak', 'encode_images', 'DTYPES', 'MAX_GUIDANCE', 'MAX_SEED', 'MAX_PICTURES', 'check_generate_options', 'check_against_model', 'warn_if_truncated', 'embedding_token', 'generate', 'draw']
+__all__ = ['MODEL_IDS', 'OFFLINE_MODELS', 'scheduler_classes', 'ModelNotFound', 'resolve_model', 'hub_reachable', 'load_pipeline', 'as_dtype', 'open_pipeline', 'img2img_from', 'is_tiny', 'for_model', 'image_size', 'enlarge', 'generators', 'noise_predictions', 'guide', 'img2img_timesteps', 'decode_latents', 'LatentsCallback', 'latents_callback', 'cuda_peak', 'encode_images', 'DTYPES', 'MAX_GUIDANCE', 'MAX_SEED', 'MAX_PICTURES', 'check_generate_options', 'check_against_model', 'warn_if_truncated', 'embedding_token', 'check_embedding_fits', 'generate', 'draw']
 
 # %% ../nbs/02_pipelines.ipynb #7d05cc79
 MODEL_IDS = {'sd15': 'stable-diffusion-v1-5/stable-diffusion-v1-5', 'sd14': 'CompVis/stable-diffusion-v1-4'}
@@ -129,13 +129,19 @@ def image_size(pipe) -> int:
 def enlarge(images: Image.Image | list[Image.Image], size: int = 192):
     "Scale pictures narrower than `size` up to about `size` wide, with sharp pixels; wider ones are left as they are."
     if isinstance(images, Image.Image): return enlarge([images], size)[0]
+    from sdfound.core import check_number
+    check_number('size', size, 1, integer=True)
+    if any(im.width == 0 or im.height == 0 for im in images):
+        raise ValueError("cannot enlarge an empty (0-pixel) picture")
     k = lambda im: max(1, round(size / im.width))
     return [im.resize((im.width * k(im), im.height * k(im)), Image.NEAREST) for im in images]
 
 # %% ../nbs/02_pipelines.ipynb #d88dbf20
 def generators(seed: int, n: int) -> list[torch.Generator]:
     "`n` CPU generators seeded `seed`, `seed + 1`, …: one per picture of a batch."
+    from sdfound.core import check_number
     if not isinstance(n, int) or n < 1: raise ValueError(f"n must be an int ≥ 1, got {n!r}")
+    check_number('seed', seed, 0, 2**64 - n, integer=True)  # every seed up to seed + n - 1 a generator takes
     return [torch.Generator().manual_seed(seed + i) for i in range(n)]
 
 # %% ../nbs/02_pipelines.ipynb #fa1b67a6
@@ -284,19 +290,43 @@ def warn_if_truncated(tokenizer, prompts) -> None:
                   "(with start and end), the rest is ignored", file=sys.stderr)
 
 def embedding_token(path) -> str:
-    "The word a textual-inversion file (`{token: (vectors, dim) tensor}`, safetensors) teaches, read without a model."
+    "The word a textual-inversion file (`{word: (vectors, dim) tensor}`, safetensors) teaches, checked without a model."
     from safetensors import safe_open
+    name = str(path)
     if not Path(path).is_file():
         folder = " (it is a folder: name the .safetensors file in it)" if Path(path).is_dir() else ''
-        raise ValueError(f"embedding {str(path)!r} does not exist{folder}")
+        raise ValueError(f"embedding {name!r} does not exist{folder}")
     try:
-        with safe_open(str(path), 'pt') as f: keys = list(f.keys())
+        with safe_open(name, 'pt') as f: tensors = {k: f.get_tensor(k) for k in f.keys()}
     except Exception as e:
-        raise ValueError(f"cannot read embedding {str(path)!r}: not a safetensors file ({type(e).__name__})") from None
-    if len(keys) != 1:
-        raise ValueError(f"embedding {str(path)!r} holds {len(keys)} tensors; a textual-inversion file holds one, "
+        raise ValueError(f"cannot read embedding {name!r}: not a safetensors file ({type(e).__name__})") from None
+    if len(tensors) != 1:
+        raise ValueError(f"embedding {name!r} holds {len(tensors)} tensors; a textual-inversion file holds one, "
                          "named by its word")
-    return keys[0]
+    (word, t), = tensors.items()
+    if not word.strip() or word != word.strip() or ' ' in word:
+        raise ValueError(f"embedding {name!r} names its word {word!r}: a word is one piece of text, like '<my-word>'")
+    if t.ndim not in (1, 2) or t.numel() == 0 or not t.is_floating_point():
+        raise ValueError(f"embedding {name!r} holds a {t.dtype} tensor of shape {tuple(t.shape)}; "
+                         "a textual inversion is (vectors, dim) floats, or (dim,) for one vector")
+    if not torch.isfinite(t.float()).all(): raise ValueError(f"embedding {name!r} holds numbers that are not finite")
+    return word
+
+def check_embedding_fits(pipe, path) -> None:
+    "Does the textual inversion in `path` fit `pipe`: a new word, vectors as wide as its text encoder, few enough?"
+    from safetensors.torch import load_file
+    (word, t), = load_file(str(path)).items()
+    vectors, dim = (1, t.shape[0]) if t.ndim == 1 else t.shape
+    width, room = pipe.text_encoder.config.hidden_size, pipe.tokenizer.model_max_length - 2  # less start and end
+    if word in pipe.tokenizer.get_vocab() or len(pipe.tokenizer.tokenize(word)) == 1:
+        raise ValueError(f"embedding {str(path)!r} would take over {word!r}, a word this model already knows "
+                         f"(and every word it is part of): rename it, e.g. '<{word}>'")
+    if dim != width:
+        raise ValueError(f"embedding {str(path)!r} holds vectors of {dim} numbers; this model's text encoder "
+                         f"takes {width}: it was made for another model")
+    if vectors > room:
+        raise ValueError(f"embedding {str(path)!r} holds {vectors} vectors; this model reads at most {room} "
+                         "tokens of a prompt")
 
 # %% ../nbs/90_cli.ipynb #0123422e
 def generate(prompt: str, negative: str | None = None, guidance: float = 7.5, steps: int = 30, seed: int = 0,
@@ -319,6 +349,7 @@ def generate(prompt: str, negative: str | None = None, guidance: float = 7.5, st
                          scheduler=scheduler)
     check_against_model(pipe, steps, n)
     if token is not None:
+        check_embedding_fits(pipe, embedding)
         try: pipe.load_textual_inversion(str(embedding))
         except ValueError as e: raise ValueError(f"cannot use {str(embedding)!r} with this model: {e}") from None
     warn_if_truncated(pipe.tokenizer, [prompt, negative])

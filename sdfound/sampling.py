@@ -13,8 +13,9 @@ from .core import pil_to_tensor, check_number
 from .schedulers import Euler, randn
 
 # %% auto #0
-__all__ = ['parts', 'encode_text', 'guided_noise', 'step_kwargs', 'denoise', 'decode', 'generate_by_hand', 'img2img_by_hand',
-           'sgd', 'momentum', 'adam', 'descend', 'sample_with_optimiser', 'sample_momentum', 'sample_adam']
+__all__ = ['parts', 'encode_text', 'guided_noise', 'step_kwargs', 'denoise', 'decode', 'latent_size', 'generate_by_hand',
+           'img2img_by_hand', 'sgd', 'momentum', 'adam', 'descend', 'sample_with_optimiser', 'sample_momentum',
+           'sample_adam']
 
 # %% ../nbs/08_sampling.ipynb #b164673d
 def parts(pipe) -> dict:
@@ -63,6 +64,20 @@ def decode(vae, latents: torch.Tensor, output_type: str = 'pil'):
     return [Image.fromarray(a) for a in arrays]
 
 # %% ../nbs/08_sampling.ipynb #0f1b665d
+def latent_size(unet, vae, height=None, width=None) -> tuple[int, int]:
+    "The latents' height and width for `height`×`width` pixels (default: the model's size), checked first."
+    f = 2 ** (len(vae.config.block_out_channels) - 1)  # how much the VAE shrinks each side: 8
+    native = unet.config.sample_size * f
+    least = f * 2 ** (len(unet.config.block_out_channels) - 1)  # the UNet halves the latents at each level but one
+    sizes = []
+    for name, pixels in (('height', height), ('width', width)):
+        pixels = native if pixels is None else pixels
+        # a size the VAE cannot divide would be cut short; past 4× its own size, a model draws noise, and slowly
+        if check_number(name, pixels, least, 4 * native, integer=True) % f:
+            raise ValueError(f"{name} must be a multiple of {f} for this model, got {pixels}")
+        sizes.append(pixels // f)
+    return tuple(sizes)
+
 @torch.no_grad()
 def generate_by_hand(prompt: str, tokenizer, text_encoder, unet, vae, scheduler, negative_prompt: str | None = None,
                      guidance_scale: float = 7.5, num_inference_steps: int = 30, generator=None, height=None,
@@ -73,8 +88,7 @@ def generate_by_hand(prompt: str, tokenizer, text_encoder, unet, vae, scheduler,
     text = torch.cat([encode_text(tokenizer, text_encoder, negative_prompt or ''),
                       encode_text(tokenizer, text_encoder, prompt)])
     scheduler.set_timesteps(num_inference_steps, device=unet.device)
-    f = 2 ** (len(vae.config.block_out_channels) - 1)                  # how much the VAE shrinks each side: 8
-    h, w = (height or unet.config.sample_size * f) // f, (width or unet.config.sample_size * f) // f
+    h, w = latent_size(unet, vae, height, width)
     latents = randn((1, unet.config.in_channels, h, w), generator, unet.device, text.dtype) * scheduler.init_noise_sigma
     latents = denoise(latents, scheduler.timesteps, text, unet, scheduler, guidance_scale, generator, eta)
     return decode(vae, latents, output_type)
@@ -161,8 +175,7 @@ def sample_with_optimiser(prompt: str, tokenizer, text_encoder, unet, vae, sched
     euler = Euler.from_config(scheduler.config, use_karras_sigmas=use_karras_sigmas)  # lends us its σ's and time steps
     euler.set_timesteps(num_inference_steps)
     σ, ts = euler.sigmas.to(unet.device), euler.timesteps.to(unet.device)
-    f = 2 ** (len(vae.config.block_out_channels) - 1)
-    h, w = (height or unet.config.sample_size * f) // f, (width or unet.config.sample_size * f) // f
+    h, w = latent_size(unet, vae, height, width)
     x = randn((1, unet.config.in_channels, h, w), generator, unet.device, text.dtype) * euler.init_noise_sigma
     def gradient(x, i):                                  # (x − x̂_0)/σ: ε̂, computed as the Euler sampler does
         x0 = x - σ[i] * guided_noise(unet, x / (σ[i] ** 2 + 1) ** 0.5, ts[i], text, guidance_scale)

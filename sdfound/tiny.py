@@ -6,7 +6,7 @@ Docs: https://github.com/sdfound/sdfound/tiny.html.md"""
 
 # %% ../nbs/10_tiny.ipynb #2d82c479
 from __future__ import annotations
-import json, shutil, time
+import json, shutil, tempfile, time
 from dataclasses import dataclass, asdict, field
 from pathlib import Path
 import numpy as np
@@ -17,11 +17,11 @@ from .core import seed_everything, models_dir, read_json, write_atomic
 from .data import DigitScenes, TRAIN_FONTS, render_pictures, to_unit
 
 # %% auto #0
-__all__ = ['RUN_PARTS', 'TinyRecipe', 'quick_recipe', 'clip_sampler', 'latent_sampler', 'tiny_unet', 'run_record',
-           'check_run_folder', 'open_run_folder', 'stage_done', 'mark_done', 'TinyRun', 'start_run', 'run_stage',
-           'train_clip_stage', 'train_vae_stage', 'classifier_stage', 'train_evaluator_stage', 'train_perceptual_stage',
-           'decoder_loss', 'train_decoder_stage', 'train_unet_stage', 'unet_batches', 'tiny_pipeline', 'train_tiny',
-           'ship_model']
+__all__ = ['RUN_PARTS', 'SHIPPED_PARTS', 'TinyRecipe', 'quick_recipe', 'clip_sampler', 'latent_sampler', 'tiny_unet',
+           'run_record', 'check_run_folder', 'open_run_folder', 'stage_done', 'mark_done', 'TinyRun', 'start_run',
+           'run_stage', 'train_clip_stage', 'train_vae_stage', 'classifier_stage', 'train_evaluator_stage',
+           'train_perceptual_stage', 'decoder_loss', 'train_decoder_stage', 'train_unet_stage', 'unet_batches',
+           'tiny_pipeline', 'train_tiny', 'ship_model', 'stage_parts']
 
 # %% ../nbs/10_tiny.ipynb #c6c6e64a
 @dataclass
@@ -372,20 +372,41 @@ def train_tiny(out, recipe: TinyRecipe = TinyRecipe(), progress: bool = True, lo
     return run.report
 
 # %% ../nbs/10_tiny.ipynb #02f8c598
-def ship_model(run_dir, dest=None) -> dict:
-    "Copy a finished run's `tiny/`, `tiny-clip/` (as fp16) and `evaluator/` into `dest` (default: the package's)."
-    import shutil
-    from transformers import CLIPModel, CLIPTokenizer
-    run_dir, dest = Path(run_dir), Path(dest) if dest else models_dir()
-    for part in ('tiny', 'tiny-clip', 'evaluator'):
+SHIPPED_PARTS = ('tiny', 'tiny-clip', 'evaluator')
+
+def ship_model(run_dir, dest='sdfound-models') -> dict:
+    """Copy a finished run's `tiny/`, `tiny-clip/` (as fp16) and `evaluator/` into folder `dest` (by default
+    `./sdfound-models`; the package's own is `models_dir()`). Each part is loaded before anything in `dest` changes;
+    returns the size of each folder in `dest`, in MB."""
+    run_dir, dest = Path(run_dir), Path(dest)
+    for part in SHIPPED_PARTS:
         if not stage_done(run_dir / part): raise FileNotFoundError(f"{run_dir / part} is not a finished stage")
     dest.mkdir(parents=True, exist_ok=True)
-    for part in ('tiny', 'evaluator'):
-        shutil.rmtree(dest / part, ignore_errors=True)
-        shutil.copytree(run_dir / part, dest / part, ignore=shutil.ignore_patterns('.done'))
-    shutil.rmtree(dest / 'tiny-clip', ignore_errors=True)
-    CLIPModel.from_pretrained(run_dir / 'tiny-clip', dtype=torch.float16).save_pretrained(dest / 'tiny-clip')
-    CLIPTokenizer.from_pretrained(run_dir / 'tiny-clip').save_pretrained(dest / 'tiny-clip')
-    if (run_dir / 'report.json').exists(): shutil.copy(run_dir / 'report.json', dest / 'training-report.json')
+    staging = Path(tempfile.mkdtemp(prefix='.shipping-', dir=dest))  # beside `dest`'s parts: renames, not copies
+    try:
+        stage_parts(run_dir, staging)
+        for part in SHIPPED_PARTS:  # each part swapped in by a rename: never half a folder
+            if (dest / part).exists(): (dest / part).rename(staging / f'old-{part}')
+            (staging / part).rename(dest / part)
+        if (run_dir / 'report.json').exists(): shutil.copy(run_dir / 'report.json', dest / 'training-report.json')
+    finally: shutil.rmtree(staging, ignore_errors=True)
     size = lambda p: round(sum(f.stat().st_size for f in p.rglob('*') if f.is_file()) / 2**20, 2)
-    return {p.name: size(p) for p in dest.iterdir() if p.is_dir()}
+    return {p.name: size(p) for p in dest.iterdir() if p.is_dir() and not p.name.startswith('.')}
+
+def stage_parts(run_dir: Path, staging: Path) -> None:
+    "The shipped parts of `run_dir`, written into `staging` and loaded back: a `ValueError` names one that does not."
+    from diffusers import StableDiffusionPipeline
+    from transformers import CLIPModel, CLIPTokenizer
+    from sdfound.evaluator import load_classifier
+    part = 'tiny'
+    try:
+        shutil.copytree(run_dir / 'tiny', staging / 'tiny', ignore=shutil.ignore_patterns('.done'))
+        StableDiffusionPipeline.from_pretrained(staging / 'tiny', safety_checker=None, requires_safety_checker=False)
+        part = 'tiny-clip'
+        CLIPModel.from_pretrained(run_dir / part, dtype=torch.float16).save_pretrained(staging / part)
+        CLIPTokenizer.from_pretrained(run_dir / part).save_pretrained(staging / part)
+        part = 'evaluator'
+        shutil.copytree(run_dir / part, staging / part, ignore=shutil.ignore_patterns('.done'))
+        load_classifier(staging / part)
+    except Exception as e:
+        raise ValueError(f"{run_dir / part} does not load ({type(e).__name__}: {e}); nothing was shipped") from None

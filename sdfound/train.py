@@ -152,6 +152,8 @@ def end_processes() -> None:
 def train_step(accelerator, wrapped, optimiser, schedule, batch: dict, bf16: bool = False) -> float:
     "One optimiser step on `batch`; returns the loss averaged over the processes."
     with forward_context(accelerator, bf16): loss = wrapped(batch)
+    if not torch.isfinite(loss):  # one NaN and every weight turns NaN: stop, rather than train on to nothing
+        raise FloatingPointError(f"the loss is {loss.item()}: training diverged (a smaller lr, or a bad batch?)")
     accelerator.backward(loss)
     accelerator.clip_grad_norm_(wrapped.parameters(), 1.0)
     optimiser.step()

@@ -268,8 +268,8 @@ def test_bad_inputs_give_clear_errors(saved, pipe, tmp_path):
         (lambda: add_token(pipe, 'seven'), 'already a token'),
         (lambda: add_token(pipe, '<new>', init_token='zzzqqq'), 'single token'),
         (lambda: train_textual_inversion(pipe, images, prompts, token='<outline>', init_token='purple red'), 'single token'),
-        (lambda: train_textual_inversion(fresh(saved, dtype=torch.float16), images, prompts, token='<outline>'), 'float32'),
-        (lambda: train_dreambooth(fresh(saved, dtype=torch.float16), images, prompts, '<outline>'), 'float32'),
+        (lambda: train_textual_inversion(fresh(saved).to(torch.float16), images, prompts, token='<outline>'), 'float32'),
+        (lambda: train_dreambooth(fresh(saved).to(torch.float16), images, prompts, '<outline>'), 'float32'),
         (lambda: train_dreambooth(pipe, images, PROMPT, '<outline>'), 'must be a list'),
         (lambda: train_dreambooth(pipe, images, prompts, '<outline>', prior_images=images), 'both prior_images and prior_prompts'),
         (lambda: train_dreambooth(pipe, images, [PROMPT] * 2, 'jqz'), 'must contain the rare word'),
@@ -283,7 +283,7 @@ def test_bad_inputs_give_clear_errors(saved, pipe, tmp_path):
         (lambda: save_textual_inversion(pipe, '<never-trained>', tmp_path), 'not in this pipeline'),
         (lambda: fixed_noise_loss(pipe, torch.randn(2, 4, 8, 8), [PROMPT]), 'one prompt per latent'),
     ]
-    for call, msg in cases:
+    for i, (call, msg) in enumerate(cases):
         with pytest.raises(ValueError, match=msg): call()
     assert '<outline>' not in pipe.tokenizer.get_vocab()  # a refused call changed nothing
     assert not getattr(pipe.unet, 'peft_config', None)     # not even an adapter added
