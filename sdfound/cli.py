@@ -23,11 +23,11 @@ def check_output_path(out: str | os.PathLike, suffix: str = '.png') -> Path:
     out = Path(out)
     if out.suffix.lower() != suffix: raise UsageError(f"output must be a {suffix} file, got {str(out)!r}")
     if not out.parent.is_dir(): raise UsageError(f"output folder {str(out.parent)!r} does not exist")
-    if out.is_dir(): raise UsageError(f"output {str(out)!r} is a folder")
     try: longest = os.pathconf(out.parent, 'PC_NAME_MAX')
     except (OSError, ValueError): longest = 255  # the common limit, where the system does not say
-    if len(out.name.encode()) > longest:
+    if len(out.name.encode()) > longest:  # before any look at the file itself, which would fail on such a name
         raise UsageError(f"output name is {len(out.name.encode())} bytes; this file system takes at most {longest}")
+    if out.is_dir(): raise UsageError(f"output {str(out)!r} is a folder")
     if not os.access(out.parent, os.W_OK | os.X_OK):
         raise UsageError(f"output folder {str(out.parent)!r} is not writable")
     if out.exists() and not os.access(out, os.W_OK):

@@ -176,15 +176,15 @@ def save_textual_inversion(pipe, token: str, path, dtype: torch.dtype = torch.fl
     """Save all of `token`'s vectors (`token`, `token_1`, …) in `dtype` as diffusers' textual-inversion file,
     `{token: (vectors, dim) tensor}` (a folder gets `learned_embeds.safetensors`)."""
     from safetensors.torch import save_file
-    vocab = pipe.tokenizer.get_vocab()
-    if token not in vocab: raise ValueError(f"{token!r} is not in this pipeline's tokenizer: train or load it first")
-    n = 1
-    while f'{token}_{n}' in vocab: n += 1
     if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
         raise ValueError(f"dtype must be a floating-point torch dtype (e.g. torch.float16), got {dtype!r}")
     path = Path(path)
     if path.suffix and path.suffix != '.safetensors':
         raise ValueError(f"{path.name!r}: a textual inversion is saved as .safetensors (or give a folder)")
+    vocab = pipe.tokenizer.get_vocab()
+    if token not in vocab: raise ValueError(f"{token!r} is not in this pipeline's tokenizer: train or load it first")
+    n = 1
+    while f'{token}_{n}' in vocab: n += 1
     if path.suffix != '.safetensors': path = path / 'learned_embeds.safetensors'
     _new_output(path).parent.mkdir(parents=True, exist_ok=True)
     ids = pipe.tokenizer.convert_tokens_to_ids(concept_tokens(token, n))

@@ -1,5 +1,6 @@
 """The pipelines-tour helpers: grids, seeds, guidance by hand, the latents callback, img2img's step count, and
 (`sdfound.personalize`) textual inversion / Dreambooth on a small random pipeline (so these tests need neither the shipped model nor a network)."""
+import math
 import numpy as np, pytest, torch
 import diffusers as d
 from conftest import random_small_pipeline
@@ -282,9 +283,20 @@ def test_bad_inputs_give_clear_errors(saved, pipe, tmp_path):
         (lambda: train_dreambooth(pipe, images, prompts, '<outline>', lora_rank=0), 'lora_rank must be'),
         (lambda: save_textual_inversion(pipe, '<never-trained>', tmp_path), 'not in this pipeline'),
         (lambda: fixed_noise_loss(pipe, torch.randn(2, 4, 8, 8), [PROMPT]), 'one prompt per latent'),
+        (lambda: train_textual_inversion(pipe, images, prompts, token='<outline>', batch_size=0), 'batch_size must be'),
+        (lambda: train_textual_inversion(pipe, images, prompts, token='<outline>', steps=0), 'steps must be'),
+        (lambda: train_textual_inversion(pipe, images, [p.replace('<outline>', ' ') for p in prompts], token=' '),
+         'token must be one new word'),
+        (lambda: train_dreambooth(pipe, images, prompts, '<outline>', batch_size=0), 'batch_size must be'),
+        (lambda: train_dreambooth(pipe, images, prompts, '<outline>', lr=math.nan), 'lr must be'),
+        (lambda: train_dreambooth(pipe, images, [p + ' ' for p in prompts], ' '), 'word must be one rare word'),
+        (lambda: train_dreambooth(pipe, ['a.png', 'b.png'], prompts, '<outline>'), 'images must be PIL pictures'),
+        (lambda: save_textual_inversion(pipe, '<new>', tmp_path / 'x.bin'), 'saved as .safetensors'),
+        (lambda: save_textual_inversion(pipe, '<new>', tmp_path, dtype=torch.int8), 'floating-point'),
     ]
     for i, (call, msg) in enumerate(cases):
         with pytest.raises(ValueError, match=msg): call()
+    assert not (tmp_path / 'x.bin').exists()
     assert '<outline>' not in pipe.tokenizer.get_vocab()  # a refused call changed nothing
     assert not getattr(pipe.unet, 'peft_config', None)     # not even an adapter added
 

@@ -89,3 +89,16 @@ def test_a_checkpoint_cannot_run_code(tmp_path):
 def test_the_same_recipe_resumes_without_training_again(run1):
     r = cli('train', 'tiny', '--quick', '--out', run1)
     assert r.returncode == 0 and 'clip:' not in r.stderr, r.stderr[-2000:]
+
+def test_ship_model_writes_a_user_folder_and_refuses_a_broken_part(finished_run, tmp_path, monkeypatch):
+    import shutil
+    from sdfound.tiny import ship_model
+    monkeypatch.chdir(tmp_path)
+    sizes = ship_model(finished_run)  # the default: ./sdfound-models, not the installed package
+    assert set(sizes) == {'tiny', 'tiny-clip', 'evaluator'} and (tmp_path / 'sdfound-models' / 'tiny' / 'unet').is_dir()
+    before = snapshot(tmp_path / 'sdfound-models')
+    broken = tmp_path / 'broken'
+    shutil.copytree(finished_run, broken)
+    (broken / 'evaluator' / 'model.safetensors').write_bytes(b'not weights')
+    with pytest.raises(ValueError, match='evaluator does not load'): ship_model(broken)
+    assert snapshot(tmp_path / 'sdfound-models') == before  # nothing shipped, nothing deleted
