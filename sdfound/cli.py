@@ -100,6 +100,7 @@ def _generate(args) -> None:
 def _train(args) -> None:
     from sdfound.tiny import TinyRecipe, quick_recipe, train_tiny
     from sdfound.train import end_processes
+    if not args.out.strip(): raise UsageError("--out must name a folder for the run")
     out = Path(args.out)
     if not out.parent.is_dir(): raise UsageError(f"folder {str(out.parent)!r} does not exist")
     if out.exists() and not out.is_dir():
@@ -129,7 +130,8 @@ def _generate_parser(sub) -> None:
     g.add_argument('--steps', type=int, default=d['steps'], help=f"denoising steps (default {d['steps']})")
     g.add_argument('--seed', type=int, default=d['seed'],
                    help=f"random seed (default {d['seed']}): same seed, same picture")
-    g.add_argument('-n', type=int, default=d['n'], help='number of pictures; more than 1 writes a grid')
+    g.add_argument('-n', type=int, default=d['n'], help='number of pictures, more than 1 writes a grid: at most 64 '
+                   'on the tiny model, 8 on 512-pixel models (memory); --guidance is 0–50, --seed 0–2**64-1')
     g.add_argument('--init-image', default=None, help='PNG to start from (img2img)')
     g.add_argument('--strength', type=float, default=None,
                    help=f"img2img: how much to change the init image, 0–1 (default {d['strength']})")

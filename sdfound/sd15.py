@@ -80,7 +80,10 @@ def build_sd15(name: str = 'sd15-mini', seed: int = 0):
 # %% ../nbs/11_sd15.ipynb #c94c5a3a
 def cache_dir() -> Path:
     "Where sdfound keeps what it builds: `$SDFOUND_CACHE`, else `~/.cache/sdfound`."
-    return Path(os.environ.get('SDFOUND_CACHE') or Path.home() / '.cache' / 'sdfound')
+    if os.environ.get('SDFOUND_CACHE'): return Path(os.environ['SDFOUND_CACHE'])
+    try: return Path.home() / '.cache' / 'sdfound'
+    except RuntimeError:  # no home folder to be found (HOME unset, an unknown user)
+        raise ValueError("no home folder for sdfound's cache: set SDFOUND_CACHE to a folder you can write to") from None
 
 def _marker(folder: Path) -> dict:
     try: return json.loads((Path(folder) / 'sdfound.json').read_text())

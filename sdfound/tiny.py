@@ -191,7 +191,10 @@ def run_stage(run: TinyRun, name: str, folder: Path, train, save, load):
             mark_done(folder)
         run.timed(name, t0)
     run.barrier()
-    return load()
+    try: return load()
+    except Exception as e:  # a `.done` marker whose weights are gone or broken
+        raise ValueError(f"{folder} is marked done but does not load ({type(e).__name__}): delete that folder, and the "
+                         "same command trains the stage again") from None
 
 # %% ../nbs/10_tiny.ipynb #b41d2e63
 def train_clip_stage(run: TinyRun):

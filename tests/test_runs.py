@@ -102,3 +102,19 @@ def test_ship_model_writes_a_user_folder_and_refuses_a_broken_part(finished_run,
     (broken / 'evaluator' / 'model.safetensors').write_bytes(b'not weights')
     with pytest.raises(ValueError, match='evaluator does not load'): ship_model(broken)
     assert snapshot(tmp_path / 'sdfound-models') == before  # nothing shipped, nothing deleted
+
+def test_a_checkpoint_without_its_state_says_how_to_recover(tmp_path):
+    import shutil
+    with pytest.raises(KeyboardInterrupt): _fit(tmp_path, fail_at=3)
+    shutil.rmtree(tmp_path / 'state')
+    with pytest.raises(ValueError, match='cannot resume from the checkpoint .* delete the folder'): _fit(tmp_path)
+
+def test_a_stage_marked_done_without_its_weights_says_how_to_recover(run1):
+    (run1 / 'vae' / 'diffusion_pytorch_model.safetensors').unlink()
+    r = cli('train', 'tiny', '--quick', '--out', run1)
+    assert r.returncode == 2 and 'is marked done but does not load' in r.stderr and 'delete that folder' in r.stderr
+
+def test_an_empty_out_is_refused(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    r = cli('train', 'tiny', '--quick', '--out', '')
+    assert r.returncode == 2 and '--out must name a folder' in r.stderr and list(tmp_path.iterdir()) == []
