@@ -121,17 +121,19 @@ def _generate_defaults() -> dict:
     return {k: p.default for k, p in inspect.signature(generate).parameters.items()}
 
 def _generate_parser(sub) -> None:
+    from sdfound.pipelines import MAX_GUIDANCE
     d = _generate_defaults()
     g = sub.add_parser('generate', help='generate a picture from a prompt (the main job)')
     g.add_argument('prompt', help='what to draw, e.g. "a red 7 on a blue background"')
     g.add_argument('--negative', default=d['negative'], help='negative prompt: what to steer away from')
     g.add_argument('--guidance', type=float, default=d['guidance'],
-                   help=f"classifier-free guidance scale (default {d['guidance']})")
-    g.add_argument('--steps', type=int, default=d['steps'], help=f"denoising steps (default {d['steps']})")
+                   help=f"classifier-free guidance scale, 0–{MAX_GUIDANCE} (default {d['guidance']})")
+    g.add_argument('--steps', type=int, default=d['steps'],
+                   help=f"denoising steps, 1 to the model's schedule length, 1000 (default {d['steps']})")
     g.add_argument('--seed', type=int, default=d['seed'],
-                   help=f"random seed (default {d['seed']}): same seed, same picture")
+                   help=f"random seed, 0–2**64-1 (default {d['seed']}): same seed, same picture")
     g.add_argument('-n', type=int, default=d['n'], help='number of pictures, more than 1 writes a grid: at most 64 '
-                   'on the tiny model, 8 on 512-pixel models (memory); --guidance is 0–50, --seed 0–2**64-1')
+                   'on the tiny model, 8 on 512-pixel models (memory)')
     g.add_argument('--init-image', default=None, help='PNG to start from (img2img)')
     g.add_argument('--strength', type=float, default=None,
                    help=f"img2img: how much to change the init image, 0–1 (default {d['strength']})")

@@ -210,7 +210,8 @@ class DigitScenes(torch.utils.data.Dataset):
         if not isinstance(n, (int, np.integer)) or n < 0: raise ValueError(f"n must be a non-negative int, got {n!r}")
         if not isinstance(seed, (int, np.integer)) or seed < 0:
             raise ValueError(f"seed must be a non-negative int, got {seed!r}")
-        if not isinstance(res, (int, np.integer)) or res < 8: raise ValueError(f"res must be an int ≥ 8, got {res!r}")
+        if not isinstance(res, (int, np.integer)) or not 8 <= res <= 1024:  # 1024² pictures take 3 MB each
+            raise ValueError(f"res must be an int between 8 and 1024, got {res!r}")
         self.fonts = tuple(FONTS if fonts is None else fonts)  # None: every font; an empty list is a mistake
         if not self.fonts: raise ValueError("fonts is empty: name at least one font, or pass None for all of them")
         for f in self.fonts:

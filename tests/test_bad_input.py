@@ -169,6 +169,7 @@ PY_CASES = [
     (lambda t: _scenes(5, seed=-2), 'seed must be'),
     (lambda t: _scenes(5, seed=1.5), 'seed must be'),
     (lambda t: _scenes(5, res=4), 'res must be'),
+    (lambda t: _scenes(5, res=10**6), 'res must be an int between 8 and 1024'),
     (lambda t: _scenes(5, fonts=['Comic Sans']), 'unknown font'),
     (lambda t: _scenes(5, fonts=[]), 'font'),
     (lambda t: _scenes(5, size_range=(0.8, 0.2)), 'size_range must'),
@@ -282,6 +283,12 @@ def test_out_of_memory_is_one_line_that_says_how_to_fit(files, capsys, monkeypat
     monkeypatch.setattr(diffusers.StableDiffusionPipeline, '__call__', oom)
     code, err = _cli(['generate', 'a 7', '--steps', '2', '-n', '8', '-o', '{t}/x.png'], files, capsys)
     assert code == 1 and 'out of memory' in err and '-n' in err and 'Traceback' not in err and err.count('\n') == 1
+
+def test_an_unwritable_folder_is_refused_before_the_work(files, capsys, monkeypatch):
+    real = os.access  # root may write anything: stand in for a folder its owner protected
+    monkeypatch.setattr(os, 'access', lambda p, mode: False if Path(p) == files / 'folder' else real(p, mode))
+    code, err = _cli(['generate', 'a 7', '-o', '{t}/folder/x.png'], files, capsys)
+    assert code == 2 and 'is not writable' in err
 
 def test_a_new_picture_gets_the_umask_and_a_protected_one_is_kept(files, capsys, monkeypatch):
     from sdfound.cli import main

@@ -26,7 +26,7 @@ def test_same_seed_gives_same_numbers():
     seed_everything(5); x = np.random.rand(); seed_everything(5); assert np.random.rand() == x
 
 def test_seed_rejects_negative():
-    with pytest.raises(ValueError, match='non-negative'): seed_everything(-1)
+    with pytest.raises(ValueError, match='seed must be an int ≥ 0'): seed_everything(-1)
 
 @pytest.mark.parametrize('value_range', [(-1, 1), (0, 1)])
 def test_pil_tensor_round_trip_is_exact(value_range):
