@@ -89,7 +89,10 @@ class Checkpoint:
             self.acc.load_state(str(self.folder / 'state'))
             if self.averaged: self.averaged.load_state_dict(load_file(self.folder / 'ema.safetensors'))
         except Exception as e:
-            raise ValueError(f"cannot resume from the checkpoint in {self.folder} ({type(e).__name__}: {e}); "
+            import pickle  # torch.load(weights_only=True) refuses a pickle of anything but tensors: never load it
+            planted = isinstance(e, pickle.UnpicklingError)
+            why = 'a file in it holds more than tensors' if planted else f'{type(e).__name__}: {e}'
+            raise ValueError(f"cannot resume from the checkpoint in {self.folder} ({why}); "
                              "delete the folder to begin again") from None
         return progress['step'], progress['losses']
 

@@ -83,7 +83,7 @@ def test_a_checkpoint_cannot_run_code(tmp_path):
     state = tmp_path / 'ckpt' / 'state'
     for name in ('optimizer.bin', 'random_states_0.pkl', 'custom_checkpoint_0.pkl'):
         (state / name).write_bytes(pickle.dumps(Exploit()))
-    with pytest.raises(ValueError, match='cannot resume'): _fit(tmp_path / 'ckpt', ema=0.9)
+    with pytest.raises(ValueError, match='cannot resume .* holds more than tensors'): _fit(tmp_path / 'ckpt', ema=0.9)
     assert not marker.exists()
 
 def test_the_same_recipe_resumes_without_training_again(run1):
