@@ -6,7 +6,7 @@ Docs: https://github.com/sdfound/sdfound/cli.html.md"""
 
 # %% ../nbs/90_cli.ipynb #16c2d28f
 from __future__ import annotations
-import argparse, math, os, sys, tempfile
+import argparse, os, sys, tempfile
 from pathlib import Path
 from PIL import Image
 

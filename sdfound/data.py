@@ -7,7 +7,7 @@ Docs: https://github.com/sdfound/sdfound/data.html.md"""
 # %% ../nbs/01_data.ipynb #005f0ace
 from __future__ import annotations
 import functools, math, re
-from dataclasses import dataclass, asdict
+from dataclasses import dataclass
 from pathlib import Path
 import numpy as np
 import torch

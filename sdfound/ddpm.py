@@ -6,8 +6,7 @@ Docs: https://github.com/sdfound/sdfound/ddpm.html.md"""
 
 # %% ../nbs/04b_ddpm.ipynb #b76dbaa2
 from __future__ import annotations
-import json, math
-from pathlib import Path
+import math
 import torch
 from torch import nn
 import torch.nn.functional as F
@@ -135,7 +134,7 @@ def sample(model: TinyUNet, n: int = 16, steps: int = 50, labels: torch.Tensor |
         eps = model(x, torch.tensor(t, device=device), labels)
         if labels is not None and guidance != 1:  # guidance: push further along what the label changes
             uncond = model(x, torch.tensor(t, device=device))
-            eps = uncond + guidance * (eps - uncond)
+            eps = guide(uncond, eps, guidance)  # the pipelines lesson's guidance, on a label
         alpha_prev = ac[ts[i + 1]] if i + 1 < len(ts) else torch.tensor(1.0)
         x, x0 = denoise_step(x, eps, ac[t].to(device), alpha_prev.to(device))
         if every and (i + 1) % every == 0 and i + 1 < len(ts): snaps.append(x)

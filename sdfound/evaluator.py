@@ -6,14 +6,12 @@ Docs: https://github.com/sdfound/sdfound/evaluator.html.md"""
 
 # %% ../nbs/09_evaluator.ipynb #e8cd1e0a
 from __future__ import annotations
-import json
-from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
 import torch.nn.functional as F
 from .core import save_weights, load_weights
-from .data import COLOURS, PALETTE, with_articles
+from .data import COLOURS, with_articles
 
 # %% auto #0
 __all__ = ['SceneClassifier', 'classifier_loss', 'save_classifier', 'load_classifier', 'classify', 'check_parts', 'adherence',

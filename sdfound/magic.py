@@ -6,8 +6,7 @@ Docs: https://github.com/sdfound/sdfound/magic.html.md"""
 
 # %% ../nbs/04a_magic.ipynb #28881930
 from __future__ import annotations
-import json, time
-from pathlib import Path
+import time
 import torch
 from torch import nn
 import torch.nn.functional as F
