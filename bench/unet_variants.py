@@ -8,7 +8,8 @@ Prints one markdown row per variant; the measured table is in bench/results/unet
 import argparse, json, shutil, time
 from pathlib import Path
 import torch
-from sdfound.tiny import TinyRecipe, train_tiny
+from sdfound.core import write_atomic
+from sdfound.tiny import TinyRecipe, run_record, train_tiny
 from sdfound.evaluator import load_classifier, quality_prompts, prompt_adherence
 from sdfound.pipelines import load_pipeline
 
@@ -28,10 +29,13 @@ def main():
         name, over = spec.split('=', 1)
         over = json.loads(over)
         run = work / name
+        recipe = TinyRecipe(**{k: tuple(v) if isinstance(v, list) else v for k, v in over.items()})
         for part in ('tiny-clip', 'vae', 'evaluator', 'vae-decoder'):
             if not (run / part).exists(): shutil.copytree(base / part, run / part)
+        # the variant's own run, begun from the base run's parts: its record is the variant's recipe
+        if not (run / 'run.json').exists(): write_atomic(run / 'run.json', json.dumps(run_record(recipe), indent=1))
         t0 = time.time()
-        train_tiny(run, TinyRecipe(**{k: tuple(v) if isinstance(v, list) else v for k, v in over.items()}), progress=False, log=lambda s: None)
+        train_tiny(run, recipe, progress=False, log=lambda s: None)
         secs = time.time() - t0
         pipe = load_pipeline(str(run / 'tiny'), device=device, dtype=torch.float32, scheduler='ddim')
         pipe.set_progress_bar_config(disable=True)
