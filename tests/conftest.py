@@ -82,3 +82,19 @@ def made_once(tmp_path_factory, name: str, make) -> Path:
             make(folder)
             (folder / 'done').write_text('')
     return folder
+
+def sine_net(width: int = 16):
+    "The small seeded model `fit`'s tests train: 1 → `width` → 1, tanh, fitting sin(3x)."
+    torch.manual_seed(0)
+    return torch.nn.Sequential(torch.nn.Linear(1, width), torch.nn.Tanh(), torch.nn.Linear(width, 1))
+
+def sine_loss(model, batch) -> torch.Tensor:
+    "How far `model` is from sin(3x) on the batch's `x`."
+    return ((model(batch['x']) - torch.sin(3 * batch['x'])) ** 2).mean()
+
+def cut_at(get_batch, step: int):
+    "`get_batch`, but a run cut short (a `KeyboardInterrupt`) when it asks for `step`."
+    def get(s):
+        if s == step: raise KeyboardInterrupt
+        return get_batch(s)
+    return get

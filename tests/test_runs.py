@@ -4,7 +4,7 @@ checkpoint file can run code when a run resumes."""
 import json, os, pickle
 from pathlib import Path
 import pytest, torch
-from conftest import made_once, run_cli as cli
+from conftest import cut_at, made_once, run_cli as cli
 
 def snapshot(folder: Path) -> dict:
     "Every file under `folder` and its bytes."
@@ -58,9 +58,7 @@ def _fit(folder, model=None, fail_at=None, **kw):
     from sdfound.train import fit
     torch.manual_seed(0)
     model = model or torch.nn.Linear(2, 1)
-    def batches(step):
-        if step == fail_at: raise KeyboardInterrupt  # a run cut short
-        return dict(x=torch.ones(4, 2))
+    batches = cut_at(lambda step: dict(x=torch.ones(4, 2)), fail_at)  # fail_at: a run cut short
     options = dict(steps=6, lr=0.1, warmup=1, ckpt_every=2, progress=False, ckpt_dir=folder) | kw
     return fit(model, lambda m, b: m(b['x']).pow(2).mean(), batches, **options)
 

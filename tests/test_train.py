@@ -1,23 +1,20 @@
 """`sdfound.train`: the loop every model trains with. Its loss falls, a resumed run equals an uninterrupted one, the
 learning rate has its shape, bf16 autocast keeps float32 weights, the moving average (and its checkpoint) is right."""
 import pytest, torch
+from conftest import cut_at, sine_loss, sine_net
 
 def test_fit_loss_falls_and_resume_matches_an_uninterrupted_run(tmp_path):
     from sdfound.train import fit
     xs = torch.linspace(-1, 1, 32)[:, None]
-    loss_fn = lambda m, b: ((m(b['x']) - torch.sin(3 * b['x'])) ** 2).mean()
     batches = lambda step: dict(x=xs + 0.01 * torch.randn(xs.shape, generator=torch.Generator().manual_seed(step)))
-    def net():
-        torch.manual_seed(0)
-        return torch.nn.Sequential(torch.nn.Linear(1, 16), torch.nn.Tanh(), torch.nn.Linear(16, 1))
-    a = net(); losses = fit(a, loss_fn, batches, steps=40, lr=0.02, warmup=5, ckpt_dir=tmp_path / 'a', ckpt_every=10, progress=False)
+    kw = dict(steps=40, lr=0.02, warmup=5, ckpt_every=10, progress=False)
+    a = sine_net()
+    losses = fit(a, sine_loss, batches, ckpt_dir=tmp_path / 'a', **kw)
     assert losses[-1] < losses[0] / 2
-    b = net()
-    def failing(step):
-        if step == 25: raise KeyboardInterrupt  # cut the run after the step-20 checkpoint
-        return batches(step)
-    with pytest.raises(KeyboardInterrupt): fit(b, loss_fn, failing, steps=40, lr=0.02, warmup=5, ckpt_dir=tmp_path / 'b', ckpt_every=10, progress=False)
-    b = net(); resumed = fit(b, loss_fn, batches, steps=40, lr=0.02, warmup=5, ckpt_dir=tmp_path / 'b', ckpt_every=10, progress=False)
+    # cut the run after the step-20 checkpoint, then run it again
+    with pytest.raises(KeyboardInterrupt): fit(sine_net(), sine_loss, cut_at(batches, 25), ckpt_dir=tmp_path / 'b', **kw)
+    b = sine_net()
+    resumed = fit(b, sine_loss, batches, ckpt_dir=tmp_path / 'b', **kw)
     assert len(resumed) == 40 and next(b.parameters()).device.type == "cpu"  # fit hands the model back where it found it
     for pa, pb in zip(a.parameters(), b.parameters()): torch.testing.assert_close(pa, pb)
 
@@ -50,12 +47,12 @@ def test_fit_steps_with_the_lr_shape(monkeypatch):
 
 def test_fit_in_bf16_mixed_precision_keeps_float32_weights():
     from sdfound.train import fit
-    torch.manual_seed(0)
-    net = torch.nn.Sequential(torch.nn.Linear(1, 16), torch.nn.Tanh(), torch.nn.Linear(16, 1))
+    net = sine_net()
     xs = torch.linspace(-1, 1, 32)[:, None]
     dtypes = []
     def loss_fn(m, b):
-        y = m(b['x']); dtypes.append(y.dtype)
+        y = m(b['x'])
+        dtypes.append(y.dtype)
         return ((y.float() - torch.sin(3 * b['x'])) ** 2).mean()
     losses = fit(net, loss_fn, lambda s: dict(x=xs), steps=60, lr=0.02, warmup=5, bf16=True, progress=False)
     assert set(dtypes) == {torch.bfloat16}                     # the forward pass ran in bf16...
@@ -70,10 +67,9 @@ def test_fit_with_ema_ends_on_the_moving_average_of_the_weights(monkeypatch):
         after.append([p.detach().clone() for p in self.param_groups[0]['params']])
         return out
     monkeypatch.setattr(torch.optim.AdamW, 'step', recording_step)
-    torch.manual_seed(0)
-    net = torch.nn.Sequential(torch.nn.Linear(1, 16), torch.nn.Tanh(), torch.nn.Linear(16, 1))
+    net = sine_net()
     xs = torch.linspace(-1, 1, 32)[:, None]
-    fit(net, lambda m, b: ((m(b['x']) - torch.sin(3 * b['x'])) ** 2).mean(), lambda s: dict(x=xs), steps=30, lr=0.05, warmup=5, ema=0.8, progress=False)
+    fit(net, sine_loss, lambda s: dict(x=xs), steps=30, lr=0.05, warmup=5, ema=0.8, progress=False)
     expected = after[0]  # the average starts at the first step's weights, then each step pulls it 20% of the way
     for w in after[1:]: expected = [0.8 * e + 0.2 * x for e, x in zip(expected, w)]
     for p, e, last in zip(net.parameters(), expected, after[-1]):
@@ -83,17 +79,13 @@ def test_fit_with_ema_ends_on_the_moving_average_of_the_weights(monkeypatch):
 def test_fit_with_ema_resumes_its_average(tmp_path):
     from sdfound.train import fit
     xs = torch.linspace(-1, 1, 32)[:, None]
-    loss_fn = lambda m, b: ((m(b['x']) - torch.sin(3 * b['x'])) ** 2).mean()
-    def net():
-        torch.manual_seed(0)
-        return torch.nn.Sequential(torch.nn.Linear(1, 16), torch.nn.Tanh(), torch.nn.Linear(16, 1))
+    batches = lambda s: dict(x=xs)
     kw = dict(steps=40, lr=0.05, warmup=5, ema=0.9, ckpt_every=10, progress=False)
-    a = net(); fit(a, loss_fn, lambda s: dict(x=xs), ckpt_dir=tmp_path / 'a', **kw)
-    def failing(step):
-        if step == 25: raise KeyboardInterrupt
-        return dict(x=xs)
-    with pytest.raises(KeyboardInterrupt): fit(net(), loss_fn, failing, ckpt_dir=tmp_path / 'b', **kw)
-    b = net(); fit(b, loss_fn, lambda s: dict(x=xs), ckpt_dir=tmp_path / 'b', **kw)
+    a = sine_net()
+    fit(a, sine_loss, batches, ckpt_dir=tmp_path / 'a', **kw)
+    with pytest.raises(KeyboardInterrupt): fit(sine_net(), sine_loss, cut_at(batches, 25), ckpt_dir=tmp_path / 'b', **kw)
+    b = sine_net()
+    fit(b, sine_loss, batches, ckpt_dir=tmp_path / 'b', **kw)
     for pa, pb in zip(a.parameters(), b.parameters()): torch.testing.assert_close(pa, pb)
 
 @pytest.mark.parametrize('ema', [0, 1, 1.5, -0.1])

@@ -9,7 +9,7 @@ import os, sys
 from pathlib import Path
 import accelerate, torch
 sys.path.insert(0, str(Path(__file__).parents[1]))  # tests/, for conftest's small pipeline
-from conftest import random_small_pipeline
+from conftest import cut_at, random_small_pipeline, sine_loss, sine_net
 from sdfound.train import fit, process_share, end_processes
 
 OUT, RANK = Path(sys.argv[1]), os.environ.get('RANK', 'single')
@@ -70,21 +70,14 @@ def dreambooth_probe() -> dict:
 
 def resume_probe() -> dict:
     xs = torch.linspace(-1, 1, 8)[:, None]
-    loss_fn = lambda m, b: ((m(b['x']) - torch.sin(3 * b['x'])) ** 2).mean()
     batches = lambda step: dict(x=xs + 0.01 * torch.randn(xs.shape, generator=torch.Generator().manual_seed(step)))
-    def net():
-        torch.manual_seed(0)
-        return torch.nn.Sequential(torch.nn.Linear(1, 8), torch.nn.Tanh(), torch.nn.Linear(8, 1))
     kw = dict(steps=6, lr=0.05, warmup=2, ckpt_every=2, ema=0.5, progress=False)
-    straight = net()
-    fit(straight, loss_fn, batches, ckpt_dir=OUT / 'straight', **kw)
-    def cut(step):
-        if step == 3: raise KeyboardInterrupt  # after the step-2 checkpoint
-        return batches(step)
-    try: fit(net(), loss_fn, cut, ckpt_dir=OUT / 'resumed', **kw)
+    straight = sine_net(8)
+    fit(straight, sine_loss, batches, ckpt_dir=OUT / 'straight', **kw)
+    try: fit(sine_net(8), sine_loss, cut_at(batches, 3), ckpt_dir=OUT / 'resumed', **kw)  # after the step-2 checkpoint
     except KeyboardInterrupt: pass
-    resumed = net()
-    losses = fit(resumed, loss_fn, batches, ckpt_dir=OUT / 'resumed', **kw)
+    resumed = sine_net(8)
+    losses = fit(resumed, sine_loss, batches, ckpt_dir=OUT / 'resumed', **kw)
     return dict(straight=[p.detach() for p in straight.parameters()], resumed=[p.detach() for p in resumed.parameters()],
                 losses=losses)
 
