@@ -89,10 +89,10 @@ def load_pipeline(model: str | os.PathLike | None = None, device=None, dtype=Non
     return pipe.to(device)
 
 def as_dtype(dtype) -> torch.dtype:
-    "`dtype` as a torch dtype: `torch.float16` as it is, or its name ('float16', 'bfloat16', 'float32')."
+    "`dtype` as a torch dtype: `torch.float16` as it is, or its name, one of `DTYPES`."
     if isinstance(dtype, torch.dtype): return dtype
-    if dtype in ('float32', 'bfloat16', 'float16'): return getattr(torch, dtype)
-    raise ValueError(f"unknown dtype {dtype!r}; choose one of: float32, bfloat16, float16")
+    if dtype in DTYPES: return getattr(torch, dtype)
+    raise ValueError(f"unknown dtype {dtype!r}; choose one of: {', '.join(DTYPES)}")
 
 def open_pipeline(cls, where: str, dtype, kw: dict, name: str):
     "`cls.from_pretrained(where)`, or one `ModelNotFound` saying why not; a stand-in that fails to load is rebuilt."

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from .train import fit, native_bf16, batch_sampler, plain_attention
+from .train import fit, native_bf16, batch_sampler, plain_attention, differences
 from .core import seed_everything, models_dir, read_json, write_atomic
 from .data import DigitScenes, TRAIN_FONTS, render_pictures, to_unit
 
@@ -108,8 +108,7 @@ def check_run_folder(out: Path, r: TinyRecipe) -> None:
     if not (out / 'run.json').exists():
         raise ValueError(f"{out} holds files but no run record (run.json; an older sdfound's run?): {hint}")
     saved, now = read_json(out / 'run.json', 'run record'), json.loads(json.dumps(run_record(r)))  # tuples → lists
-    differ = [f"{k} {saved.get('recipe', {}).get(k)!r} (now {v!r})" for k, v in now['recipe'].items()
-              if saved.get('recipe', {}).get(k) != v]
+    differ = differences(saved.get('recipe', {}), now['recipe'])
     if saved.get('sdfound_version') != now['sdfound_version']:
         differ.append(f"sdfound {saved.get('sdfound_version')} (now {now['sdfound_version']})")
     if differ: raise ValueError(f"{out} was started with {', '.join(differ)}: {hint}")

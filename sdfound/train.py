@@ -14,8 +14,8 @@ from .core import check_number, read_json, write_atomic
 
 # %% auto #0
 __all__ = ['lr_shape', 'batch_sampler', 'native_bf16', 'forward_context', 'plain_attention', 'moving_average', 'Checkpoint',
-           'run_fingerprint', 'check_same_run', 'process_share', 'my_share', 'LossModel', 'end_processes', 'train_step',
-           'check_fit_options', 'training_accelerator', 'fit', 'adamw', 'progress_bar']
+           'run_fingerprint', 'check_same_run', 'differences', 'process_share', 'my_share', 'LossModel',
+           'end_processes', 'train_step', 'check_fit_options', 'training_accelerator', 'fit', 'adamw', 'progress_bar']
 
 # %% ../nbs/91_train.ipynb #7c18ab90
 def lr_shape(steps: int, warmup: int = 100, restart_at: int | None = None):
@@ -117,8 +117,12 @@ def check_same_run(saved: dict | None, now: dict, folder) -> None:
     "A `ValueError` naming what differs when a checkpoint in `folder` was saved by another run than `now`."
     hint = f"use another folder, or delete {folder} to begin again"
     if saved is None: raise ValueError(f"the checkpoint in {folder} records no run (an older sdfound's?): {hint}")
-    differ = [f"{k} {saved.get(k)!r} (now {v!r})" for k, v in now.items() if saved.get(k) != v]
+    differ = differences(saved, now)
     if differ: raise ValueError(f"the checkpoint in {folder} was saved by another run: {', '.join(differ)}; {hint}")
+
+def differences(saved: dict, now: dict) -> list[str]:
+    "Each entry of `now` that `saved` holds otherwise, as 'name old (now new)': what a refused resume names."
+    return [f"{k} {saved.get(k)!r} (now {v!r})" for k, v in now.items() if saved.get(k) != v]
 
 # %% ../nbs/91_train.ipynb #ed6f767d
 def process_share(batch: dict, rank: int, world: int) -> dict:
