@@ -3,13 +3,14 @@
     python bench/samplers.py --n 500                  # everything, the 1000-step DDPM reference included
     python bench/samplers.py --n 500 --reference-only # only the 1000-step DDPM reference (run it beside the next one)
     python bench/samplers.py --n 500 --skip-reference # reads bench/results/samplers_reference_n500.json (waits for it)
+    python bench/samplers.py --n 300 --rows distill   # the few-step adapter's rows and their controls, on the stored reference
 All samplers share the same prompts (captions of held-out DigitScenes pictures) and the same seeds."""
 import argparse, json, time
 from pathlib import Path
 import torch
 from sdfound.data import DigitScenes, parse_caption
 from sdfound.evaluator import load_classifier, classify, adherence, fid, generate_tensors
-from sdfound.pipelines import load_pipeline, scheduler_classes
+from sdfound.pipelines import load_pipeline, scheduler_classes, fast_adapter, use_fast_adapter
 from sdfound.sampling import encode_text, guided_noise, descend, decode, momentum, adam, sgd, generate_by_hand, parts
 from sdfound.schedulers import Euler
 from sdfound.data import TRAIN_FONTS
@@ -56,12 +57,31 @@ def fingerprint(*models) -> str:
         for k, v in sorted(m.state_dict().items()): h.update(k.encode()); h.update(v.float().numpy().tobytes())
     return h.hexdigest()[:12]
 
+def distill_plan(pipe, model):
+    "The few-step adapter's rows (LCMScheduler, no second UNet call) and their controls: (label, steps, fn) each."
+    from diffusers import LCMScheduler
+    fast = load_pipeline(model, device='cpu'); fast.set_progress_bar_config(disable=True)
+    use_fast_adapter(fast, fast_adapter(model))
+    base = pipe.scheduler.config
+    def draw(p, scheduler, guidance, steps):
+        def fn(ps, offset):
+            p.scheduler = scheduler.from_config(base)
+            return generate_tensors(p, ps, guidance=guidance, steps=steps, seed=offset, batch_size=len(ps))
+        return fn
+    ddim = scheduler_classes()['ddim']
+    return [(f'LCM-LoRA adapter {s}', s, draw(fast, LCMScheduler, 1.0, s)) for s in (1, 2, 4, 8)] + [
+        ('DDIM 4 (guidance 7.5)', 4, draw(pipe, ddim, 7.5, 4)),
+        ('LCMScheduler 4, no adapter, guidance 1', 4, draw(pipe, LCMScheduler, 1.0, 4)),
+        ('LCMScheduler 4, no adapter, guidance 7.5', 4, draw(pipe, LCMScheduler, 7.5, 4))]
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument('--n', type=int, default=500); ap.add_argument('--batch', type=int, default=100)
     ap.add_argument('--skip-reference', action='store_true'); ap.add_argument('--reference-only', action='store_true')
     ap.add_argument('--model', default='tiny')
+    ap.add_argument('--rows', choices=['all', 'distill'], default='all', help='distill: only the few-step rows')
     a = ap.parse_args()
+    if a.rows == 'distill': a.skip_reference = True
     pipe = load_pipeline(a.model, device='cpu'); pipe.set_progress_bar_config(disable=True)
     base = pipe.scheduler.config
     clf = load_classifier()
@@ -86,13 +106,19 @@ def main():
         RESULTS.mkdir(exist_ok=True); ref_file.write_text(json.dumps(ref)); rows.append(ref)
         print(f"reference stored in {ref_file}: {ref}")
     if a.reference_only: return
-    plan = [('DDIM', 'ddim', s) for s in (10, 25, 50)] + [('Euler', 'euler', s) for s in (10, 20)] + \
+    if a.rows == 'distill':
+        for label, steps, fn in distill_plan(pipe, a.model):
+            x, ms = run(label, fn, prompts, a.batch)
+            rows.append(dict(name=label, steps=steps, fid=fid(clf, real_x, x), ms=ms, **adherence(classify(clf, x), wanted)))
+    plan = [] if a.rows == 'distill' else [('DDIM', 'ddim', s) for s in (10, 25, 50)] + [('Euler', 'euler', s) for s in (10, 20)] + \
            [('LMS', 'lms', s) for s in (10, 20)] + [('DPM-Solver++ 2M', 'dpm++', s) for s in (10, 20)]
     for label, kind, steps in plan:
         x, ms = run(label, diffusers_sampler(kind, steps), prompts, a.batch)
         rows.append(dict(name=f'{label} {steps}', steps=steps, fid=fid(clf, real_x, x), ms=ms, **adherence(classify(clf, x), wanted)))
-    for label, update in [('sdfound SGD (Karras σ)', sgd), ('sdfound momentum β=−0.5', lambda: momentum(-0.5)),
-                          ('sdfound Adam (whole-latent RMS)', lambda: adam(per_element=False))]:
+    optimisers = [] if a.rows == 'distill' else [
+        ('sdfound SGD (Karras σ)', sgd), ('sdfound momentum β=−0.5', lambda: momentum(-0.5)),
+        ('sdfound Adam (whole-latent RMS)', lambda: adam(per_element=False))]
+    for label, update in optimisers:
         for steps in (4, 10, 20):
             x, ms = run(label, optimiser(update, steps), prompts, a.batch)
             rows.append(dict(name=f'{label} {steps}', steps=steps, fid=fid(clf, real_x, x), ms=ms, **adherence(classify(clf, x), wanted)))
@@ -106,6 +132,7 @@ def main():
     print("| sampler | FID | FID / reference | digit | fg | digit+fg | bg | ms/picture |\n|---|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         print(f"| {r['name']} | {r['fid']:.2f} | {r['fid'] / ref_fid:.2f} | {r['digit']:.1%} | {r['fg']:.1%} | {r['digit+fg']:.1%} | {r['bg']:.1%} | {r['ms']:.0f} |")
+    if a.rows == 'distill': return
     by_hand_vs_pipeline(pipe, prompts[:20])
     ten = [r for r in rows[1:] if r['steps'] == 10]
     best = min(ten, key=lambda r: r['fid'])

@@ -6,7 +6,7 @@ Docs: https://github.com/sdfound/sdfound/core.html.md"""
 
 # %% ../nbs/00_core.ipynb #06151633
 from __future__ import annotations
-import contextlib, os, random, textwrap
+import contextlib, os, random, textwrap, warnings
 import numpy as np
 import torch
 from PIL import Image
@@ -51,6 +51,8 @@ def quiet_libraries() -> None:
     for lib in (dlog, tlog):
         lib.set_verbosity_error()
         lib.disable_progress_bar()
+    # peft's notice on a second LoRA in one UNet: stacking adapters is what we mean to do (lesson 08b)
+    warnings.filterwarnings('ignore', message='Already found a `peft_config`')
 
 @contextlib.contextmanager
 def quiet():

@@ -15,9 +15,9 @@ from .train import fit, batch_sampler
 from .pipelines import encode_images
 
 # %% auto #0
-__all__ = ['tokenize_prompts', 'caption_batches', 'fixed_noise_loss', 'with_noise', 'fit_denoiser', 'add_token', 'concept_tokens',
-           'train_textual_inversion', 'plot_training', 'save_textual_inversion', 'add_lora', 'train_dreambooth',
-           'save_dreambooth']
+__all__ = ['LORA_TARGETS', 'tokenize_prompts', 'caption_batches', 'fixed_noise_loss', 'with_noise', 'fit_denoiser', 'add_token',
+           'concept_tokens', 'train_textual_inversion', 'plot_training', 'save_textual_inversion', 'add_lora',
+           'train_dreambooth', 'save_dreambooth', 'save_lora']
 
 # %% ../nbs/03b_personalize.ipynb #03a9df14
 def tokenize_prompts(pipe, prompts: list[str]) -> torch.Tensor:
@@ -193,13 +193,14 @@ def save_textual_inversion(pipe, token: str, path, dtype: torch.dtype = torch.fl
     return path
 
 # %% ../nbs/03b_personalize.ipynb #126dd633
-def add_lora(unet, rank: int = 8) -> list[torch.nn.Parameter]:
-    "Give `unet` a LoRA adapter (`peft`) of `rank` on its attention and resnet layers; returns its (trainable) weights."
-    try: from peft import LoraConfig
-    except ImportError: raise ImportError("LoRA needs the `peft` package: pip install 'sdfound[lessons]'") from None
+LORA_TARGETS = ('to_q', 'to_k', 'to_v', 'to_out.0', 'conv1', 'conv2')  # the UNet's attention and resnet layers
+
+def add_lora(unet, rank: int = 8, targets=LORA_TARGETS) -> list[torch.nn.Parameter]:
+    "Give `unet` a LoRA adapter (`peft`) of `rank` on the layers named `targets`; returns its (trainable) weights."
+    from peft import LoraConfig
     if not isinstance(rank, int) or rank < 1: raise ValueError(f"rank must be an int ≥ 1, got {rank!r}")
-    unet.add_adapter(LoraConfig(r=rank, lora_alpha=rank, init_lora_weights='gaussian',
-                                target_modules=['to_q', 'to_k', 'to_v', 'to_out.0', 'conv1', 'conv2']))
+    # 'gaussian': A random, B zero, so the adapter starts as no change at all
+    unet.add_adapter(LoraConfig(r=rank, lora_alpha=rank, init_lora_weights='gaussian', target_modules=list(targets)))
     unet.requires_grad_(False)
     params = [p for n, p in unet.named_parameters() if 'lora_' in n]
     for p in params: p.requires_grad_(True)
@@ -249,11 +250,15 @@ def train_dreambooth(pipe, images: list[Image.Image], prompts: list[str], word: 
 def save_dreambooth(pipe, path) -> Path:
     """Save a Dreambooth result where plain diffusers loads it: a LoRA adapter as fp16
     `pytorch_lora_weights.safetensors` (`pipe.load_lora_weights(path)`), a fine-tuned UNet as a whole pipeline."""
-    from diffusers import StableDiffusionPipeline
     path = _new_output(Path(path))
-    if getattr(pipe.unet, 'peft_config', None):
-        from peft.utils import get_peft_model_state_dict
-        lora = {k: v.to(torch.float16) for k, v in get_peft_model_state_dict(pipe.unet).items()}
-        StableDiffusionPipeline.save_lora_weights(path, unet_lora_layers=lora)
+    if getattr(pipe.unet, 'peft_config', None): save_lora(pipe.unet, path)
     else: pipe.save_pretrained(path)
     return path
+
+def save_lora(unet, path) -> Path:
+    "`unet`'s LoRA adapter as fp16 `pytorch_lora_weights.safetensors` in folder `path`, diffusers' LoRA format."
+    from diffusers import StableDiffusionPipeline
+    from peft.utils import get_peft_model_state_dict
+    lora = {k: v.to(torch.float16) for k, v in get_peft_model_state_dict(unet).items()}
+    StableDiffusionPipeline.save_lora_weights(path, unet_lora_layers=lora)
+    return Path(path)

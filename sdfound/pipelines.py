@@ -14,7 +14,7 @@ from PIL import Image
 from .core import get_device, default_model
 
 # %% auto #0
-__all__ = ['MODEL_IDS', 'OFFLINE_MODELS', 'scheduler_classes', 'ModelNotFound', 'resolve_model', 'hub_reachable', 'load_pipeline', 'as_dtype', 'open_pipeline', 'img2img_from', 'is_tiny', 'for_model', 'image_size', 'enlarge', 'generators', 'noise_predictions', 'guide', 'img2img_timesteps', 'decode_latents', 'LatentsCallback', 'latents_callback', 'cuda_peak', 'encode_images', 'DTYPES', 'MAX_GUIDANCE', 'MAX_SEED', 'MAX_PICTURES', 'check_generate_options', 'check_against_model', 'warn_if_truncated', 'embedding_token', 'check_embedding_fits', 'generate', 'draw']
+__all__ = ['MODEL_IDS', 'OFFLINE_MODELS', 'scheduler_classes', 'ModelNotFound', 'resolve_model', 'hub_reachable', 'load_pipeline', 'as_dtype', 'open_pipeline', 'img2img_from', 'is_tiny', 'for_model', 'image_size', 'enlarge', 'generators', 'noise_predictions', 'guide', 'img2img_timesteps', 'decode_latents', 'LatentsCallback', 'latents_callback', 'cuda_peak', 'encode_images', 'DTYPES', 'MAX_GUIDANCE', 'MAX_SEED', 'DEFAULT_STEPS', 'DEFAULT_GUIDANCE', 'FAST_STEPS', 'MAX_PICTURES', 'FAST_ADAPTERS', 'check_generate_options', 'check_fast_options', 'check_against_model', 'warn_if_truncated', 'embedding_token', 'check_embedding_fits', 'generate', 'fast_adapter', 'use_fast_adapter', 'draw']
 
 # %% ../nbs/02_pipelines.ipynb #7d05cc79
 MODEL_IDS = {'sd15': 'stable-diffusion-v1-5/stable-diffusion-v1-5', 'sd14': 'CompVis/stable-diffusion-v1-4'}
@@ -234,17 +234,21 @@ def encode_images(pipe, images: list[Image.Image], batch_size: int = 64) -> torc
 DTYPES = ('float32', 'bfloat16', 'float16')  # the number formats `generate` computes in
 MAX_GUIDANCE = 50  # past it, pictures only burn out: 7.5 is SD's default, 20 already too strong for most prompts
 MAX_SEED = 2**64 - 1  # the largest seed a torch generator takes
+DEFAULT_STEPS, DEFAULT_GUIDANCE = 30, 7.5  # what `generate` uses when not told
+FAST_STEPS = 4  # `generate(fast=True)`'s steps: the few-step adapter's target
 
-def check_generate_options(prompt, steps=30, guidance=7.5, n=1, seed=0, strength=None, init_image=False,
-                           scheduler=None, dtype=None) -> None:
-    "Every option of `generate` checked before any work: one `ValueError` naming the first bad one."
+def check_generate_options(prompt, steps=None, guidance=None, n=1, seed=0, strength=None, init_image=False,
+                           scheduler=None, dtype=None, fast=False, negative=None) -> None:
+    "Every option of `generate` checked before any work (None: not given): one `ValueError` naming the first bad one."
     import math
     from sdfound.core import check_number
     if not isinstance(prompt, str) or not prompt.strip():
         raise ValueError(f"the prompt must be some text, got {prompt!r}")
     # argparse's float() takes 'nan' and 'inf': check_number refuses them, as every other non-finite number
-    check_number('steps', steps, 1, 1000, integer=True)  # SD's schedule has 1000 steps; the model may say fewer
-    check_number('guidance', guidance, 0, MAX_GUIDANCE)
+    if steps is not None: check_number('steps', steps, 1, 1000, integer=True)  # SD's schedule: 1000 steps
+    if guidance is not None: check_number('guidance', guidance, 0, MAX_GUIDANCE)
+    if fast: check_fast_options(steps, guidance, negative, scheduler, init_image)
+    steps = steps or (FAST_STEPS if fast else DEFAULT_STEPS)
     check_number('seed', seed, 0, MAX_SEED, integer=True)
     if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= max(MAX_PICTURES.values()):
         raise ValueError(f"n must be between 1 and {max(MAX_PICTURES.values())}, got {n!r}")
@@ -261,6 +265,17 @@ def check_generate_options(prompt, steps=30, guidance=7.5, n=1, seed=0, strength
         raise ValueError(f"unknown dtype {dtype!r}; choose one of: {', '.join(DTYPES)}")
     if dtype == 'float16' and get_device()[0].type == 'cpu':  # PyTorch's CPU float16 kernels are slow or missing
         raise ValueError("dtype float16 needs a GPU; on the CPU use float32 or bfloat16")
+
+def check_fast_options(steps, guidance, negative, scheduler, init_image) -> None:
+    "What drawing with the few-step adapter cannot take: it has guidance distilled in, and its own sampler."
+    why = "the fast adapter draws with one UNet call per step, the prompted one, guidance 7.5 distilled in"
+    if negative is not None: raise ValueError(f"fast drawing takes no negative prompt ({why}): drop one of them")
+    if guidance is not None: raise ValueError(f"fast drawing takes no guidance scale ({why}): drop one of them")
+    if scheduler is not None:
+        raise ValueError("fast drawing samples with LCMScheduler, which its adapter learned: drop the scheduler")
+    if init_image: raise ValueError("fast drawing does not start from an init image: drop one of them")
+    if steps is not None and steps > 50:  # LCMScheduler picks its steps from the 50-step grid the adapter learned
+        raise ValueError(f"fast drawing takes at most 50 steps (its adapter's grid), got {steps}")
 
 # the most pictures one call draws, by picture size: what fits in a few GB (64 tiny pictures take ~1 GB, 8 at 512 px
 # ~3 GB in float32); ask for more in several calls
@@ -329,14 +344,18 @@ def check_embedding_fits(pipe, path) -> None:
                          "tokens of a prompt")
 
 # %% ../nbs/90_cli.ipynb #0123422e
-def generate(prompt: str, negative: str | None = None, guidance: float = 7.5, steps: int = 30, seed: int = 0,
-             n: int = 1, init_image: Image.Image | None = None, strength: float = 0.8, scheduler: str | None = None,
-             model: str | None = None, dtype: str | None = None,
-             embedding: str | os.PathLike | None = None) -> Image.Image:
-    """`n` pictures for `prompt` (from `init_image` if given) as one picture, a grid when `n` > 1. `dtype` (e.g.
-    'bfloat16') overrides the device's number format; `embedding` is a textual-inversion file the prompt uses."""
+def generate(prompt: str, negative: str | None = None, guidance: float | None = None, steps: int | None = None,
+             seed: int = 0, n: int = 1, init_image: Image.Image | None = None, strength: float = 0.8,
+             scheduler: str | None = None, model: str | None = None, dtype: str | None = None,
+             embedding: str | os.PathLike | None = None, fast: bool = False) -> Image.Image:
+    """`n` pictures for `prompt` (from `init_image` if given) as one picture, a grid when `n` > 1. `guidance` is 7.5
+    and `steps` 30 unless given; `fast` draws with the model's few-step adapter, 4 steps. `dtype` (e.g. 'bfloat16')
+    overrides the device's number format; `embedding` is a textual-inversion file the prompt uses."""
     from sdfound.core import image_grid, to_rgb
-    check_generate_options(prompt, steps, guidance, n, seed, strength, init_image is not None, scheduler, dtype)
+    check_generate_options(prompt, steps, guidance, n, seed, strength, init_image is not None, scheduler, dtype, fast,
+                           negative)
+    steps = steps or (FAST_STEPS if fast else DEFAULT_STEPS)
+    guidance = 1.0 if fast else DEFAULT_GUIDANCE if guidance is None else guidance  # 1: no unprompted UNet call
     if negative is not None and not isinstance(negative, str):
         raise ValueError(f"negative must be text, got {negative!r}")
     if init_image is not None and not isinstance(init_image, Image.Image):
@@ -345,9 +364,11 @@ def generate(prompt: str, negative: str | None = None, guidance: float = 7.5, st
     if token is not None and token not in prompt:
         raise ValueError(f"the prompt does not use the learned word {token!r} of {str(embedding)!r}: "
                          "write it in the prompt")
-    pipe = load_pipeline(model or default_model(for_cli=True), dtype=getattr(torch, dtype) if dtype else None,
-                         scheduler=scheduler)
+    model = model or default_model(for_cli=True)
+    adapter = fast_adapter(model) if fast else None
+    pipe = load_pipeline(model, dtype=getattr(torch, dtype) if dtype else None, scheduler=scheduler)
     check_against_model(pipe, steps, n)
+    if adapter: use_fast_adapter(pipe, adapter)
     if token is not None:
         check_embedding_fits(pipe, embedding)
         try: pipe.load_textual_inversion(str(embedding))
@@ -358,6 +379,30 @@ def generate(prompt: str, negative: str | None = None, guidance: float = 7.5, st
     if init_image is not None: kw.update(image=to_rgb(init_image).resize((image_size(pipe),) * 2), strength=strength)
     images = draw(pipe, kw)
     return images[0] if n == 1 else image_grid(images)
+
+FAST_ADAPTERS = {'sd15': 'latent-consistency/lcm-lora-sdv1-5'}  # LCM-LoRA's authors' adapter, from the hub
+
+def fast_adapter(model: str) -> str:
+    "Where `model`'s few-step adapter is: the shipped one for `tiny`, LCM-LoRA's for `sd15`; else a `ValueError`."
+    from sdfound.core import models_dir
+    if model == 'tiny':
+        path = models_dir() / 'tiny-lcm'
+        if not (path / 'pytorch_lora_weights.safetensors').exists():
+            raise ValueError(f"the tiny model's few-step adapter is missing from {path}; reinstall sdfound")
+        return str(path)
+    if model in FAST_ADAPTERS: return FAST_ADAPTERS[model]
+    raise ValueError(f"model {model!r} has no few-step adapter: fast drawing works with tiny (its adapter ships with "
+                     "sdfound) and sd15 (LCM-LoRA, from the hub)")
+
+def use_fast_adapter(pipe, adapter: str) -> None:
+    "Make `pipe` draw in a few steps: the LoRA `adapter` (a folder or hub id) merged into its UNet, and LCMScheduler."
+    from diffusers import LCMScheduler
+    try: pipe.load_lora_weights(adapter)
+    except Exception as e:
+        raise ValueError(f"cannot load the few-step adapter {adapter!r}: {type(e).__name__}: {e}") from None
+    pipe.fuse_lora()  # merged into the UNet's weights, then the adapter's layers dropped: no extra work per step
+    pipe.unload_lora_weights()
+    pipe.scheduler = LCMScheduler.from_config(pipe.scheduler.config)
 
 def draw(pipe, kw: dict) -> list[Image.Image]:
     "The pipeline's pictures for `kw` (img2img when it holds an `image`); an error, not a black picture, if not finite."

@@ -13,10 +13,7 @@ import torch
 from fastcore.basics import patch
 
 # %% auto #0
-__all__ = ['linear_betas', 'scaled_linear_betas', 'cosine_betas', 'make_betas', 'alphas_cumprod_from', 'sigmas_from',
-           'sd_scheduler', 'add_noise', 'inference_timesteps', 'karras_sigmas', 'sigma_to_t', 'sigma_schedule', 'randn',
-           'noise_like', 'SchedulerOutput', 'Scheduler', 'trajectory', 'DDPM', 'DDIM', 'SigmaScheduler', 'Euler',
-           'EulerAncestral', 'lms_coefficient', 'LMS', 'DPMSolverPP2M']
+__all__ = ['linear_betas', 'scaled_linear_betas', 'cosine_betas', 'make_betas', 'alphas_cumprod_from', 'sigmas_from', 'sd_scheduler', 'add_noise', 'inference_timesteps', 'karras_sigmas', 'sigma_to_t', 'sigma_schedule', 'randn', 'noise_like', 'SchedulerOutput', 'Scheduler', 'trajectory', 'DDPM', 'DDIM', 'SigmaScheduler', 'Euler', 'EulerAncestral', 'lms_coefficient', 'LMS', 'DPMSolverPP2M', 'boundary_scalings', 'LCM']
 
 # %% ../nbs/07_schedulers.ipynb #b7a6156b
 def linear_betas(num_train_timesteps: int = 1000, beta_start: float = 0.0001, beta_end: float = 0.02) -> torch.Tensor:
@@ -317,3 +314,35 @@ def step(self: DPMSolverPP2M, model_output, timestep, sample, generator=None) ->
         prev_sample = prev_sample - 0.5 * A * ((1 / r) * (x0 - self.x0_prev))
     self.x0_prev, self.step_index = x0, i + 1
     return SchedulerOutput(prev_sample, x0)
+
+# %% ../nbs/08b_distill.ipynb #c149f898
+def boundary_scalings(t, sigma_data: float = 0.5, timestep_scaling: float = 10.0) -> tuple[torch.Tensor, torch.Tensor]:
+    "LCM's c_skip(t), c_out(t): f = c_skip·x + c_out·x̂_0 is x itself at t = 0 and x̂_0 from a few steps on."
+    t = torch.as_tensor(t, dtype=torch.float32) * timestep_scaling
+    return sigma_data ** 2 / (t ** 2 + sigma_data ** 2), t / (t ** 2 + sigma_data ** 2) ** 0.5
+
+# %% ../nbs/08b_distill.ipynb #f551f850
+class LCM(Scheduler):
+    "Latent consistency sampling (Luo et al. 2023): jump to the path's end f(x_t, t), then noise it to the next t."
+    def __init__(self, original_inference_steps: int = 50, timestep_scaling: float = 10.0, **kwargs):
+        super().__init__(**kwargs)
+        self.original_inference_steps, self.timestep_scaling = original_inference_steps, timestep_scaling
+
+    def set_timesteps(self, num_inference_steps: int, device=None):
+        k = self.num_train_timesteps // self.original_inference_steps
+        grid = (np.arange(1, self.original_inference_steps + 1) * k - 1)[::-1]  # 999, 979, …, 19: the training grid
+        pick = np.floor(np.linspace(0, len(grid), num_inference_steps, endpoint=False)).astype(np.int64)
+        self.num_inference_steps, self.step_index = num_inference_steps, 0
+        self.timesteps = torch.from_numpy(grid[pick].copy()).to(device)
+
+    def step(self, model_output, timestep, sample, generator=None) -> SchedulerOutput:
+        i, t = self.step_index, int(timestep)
+        ᾱ_t = self.alphas_cumprod[t]
+        c_skip, c_out = boundary_scalings(t, timestep_scaling=self.timestep_scaling)
+        x0 = (sample - (1 - ᾱ_t) ** 0.5 * model_output) / ᾱ_t ** 0.5                   # x̂_0, as in DDIM
+        denoised = c_skip * sample + c_out * x0                                         # f(x_t, t)
+        self.step_index += 1
+        if i + 1 == len(self.timesteps): return SchedulerOutput(denoised, denoised)    # the last step: the answer
+        ᾱ_next = self.alphas_cumprod[int(self.timesteps[i + 1])]
+        noise = noise_like(model_output, generator)
+        return SchedulerOutput(ᾱ_next ** 0.5 * denoised + (1 - ᾱ_next) ** 0.5 * noise, denoised)

@@ -96,12 +96,12 @@ def tiny_unet(channels=(64, 128, 128), cross_attention_dim: int = 128, layers_pe
 RUN_PARTS = ('run.json', 'report.json', 'checkpoints', 'tiny-clip', 'vae', 'vae-decoder', 'perceptual', 'evaluator',
              'tiny')  # everything `train_tiny` writes in a run folder
 
-def run_record(r: TinyRecipe) -> dict:
+def run_record(r) -> dict:
     "What a run folder records when it starts: the recipe (its seed included) and the sdfound version."
     from sdfound import __version__
     return dict(recipe=asdict(r), sdfound_version=__version__)
 
-def check_run_folder(out: Path, r: TinyRecipe) -> None:
+def check_run_folder(out: Path, r) -> None:
     "A `ValueError` naming what differs, unless `out` is new, empty, or a run of this very recipe and version."
     if not out.exists() or not any(out.iterdir()): return
     hint = "run it with the same recipe, or pass restart=True (`--restart`) to discard it and begin again"
@@ -113,10 +113,11 @@ def check_run_folder(out: Path, r: TinyRecipe) -> None:
         differ.append(f"sdfound {saved.get('sdfound_version')} (now {now['sdfound_version']})")
     if differ: raise ValueError(f"{out} was started with {', '.join(differ)}: {hint}")
 
-def open_run_folder(out: Path, r: TinyRecipe, restart: bool = False, writer: bool = True) -> None:
-    "Make `out` a run folder of recipe `r`: resume it, or with `restart` empty it first; the `writer` writes."
+def open_run_folder(out: Path, r, restart: bool = False, writer: bool = True, parts=RUN_PARTS) -> None:
+    """Make `out` a run folder of recipe `r` (a dataclass): resume it, or with `restart` empty it first of what a run
+    writes (`parts`); the `writer` writes."""
     if restart and out.exists() and writer:
-        strangers = sorted(p.name for p in out.iterdir() if p.name not in RUN_PARTS)
+        strangers = sorted(p.name for p in out.iterdir() if p.name not in parts)
         if strangers: raise ValueError(f"{out} holds files that are not a training run's ({', '.join(strangers[:3])}): "
                                        "not deleting them; choose a new folder")
         for p in out.iterdir(): shutil.rmtree(p) if p.is_dir() else p.unlink()

@@ -78,6 +78,18 @@ CLI_CASES = [
     (['generate', 'a <w>', '--embedding', '{t}/long.safetensors', *O], 'holds 40 vectors; this model reads at most 30'),
     (['generate', 'a <w>', '--embedding', '{t}/narrow.safetensors', *O], 'vectors of 64 numbers'),
     (['train', 'tiny', '--restart', '--out', '{t}'], 'not deleting them'),
+    # fast drawing, and the distillation behind it
+    (['generate', 'a 7', '--fast', '--negative', 'red', *O], 'takes no negative prompt'),
+    (['generate', 'a 7', '--fast', '--guidance', '3', *O], 'takes no guidance scale'),
+    (['generate', 'a 7', '--fast', '--guidance', '7.5', *O], 'takes no guidance scale'),  # even the default, if given
+    (['generate', 'a 7', '--fast', '--scheduler', 'ddim', *O], 'drop the scheduler'),
+    (['generate', 'a 7', '--fast', '--init-image', '{t}/init.png', *O], 'does not start from an init image'),
+    (['generate', 'a 7', '--fast', '--steps', '51', *O], 'at most 50 steps'),
+    (['generate', 'a cat', '--fast', '--model', 'sd15-mini', *O], 'has no few-step adapter'),
+    (['train', 'tiny', '--model', 'tiny', '--out', '{t}/run'], '--model names the teacher'),
+    (['train', 'distill', '--model', 'no such model', '--out', '{t}/run'], 'unknown model'),
+    (['train', 'distill', '--model', 'sd15-mini', '--out', '{t}/run'], '64-pixel pictures'),
+    (['train', 'distill', '--restart', '--out', '{t}'], 'not deleting them'),
 ]
 
 EMBEDDINGS = dict(rank3={'<w>': torch.randn(3, 5, 128)}, empty={'<w>': torch.zeros(0, 128)},
