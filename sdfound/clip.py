@@ -15,8 +15,9 @@ from transformers import CLIPConfig, CLIPModel, CLIPTextConfig, CLIPTokenizer, C
 
 # %% auto #0
 __all__ = ['BOS', 'EOS', 'train_tokenizer', 'tokenize', 'bytes_to_unicode', 'sd_tokenizer', 'causal_mask', 'self_attention',
-           'quick_gelu', 'text_encoder_by_hand', 'pooled_output', 'tiny_clip_config', 'contrastive_loss', 'gather_all',
-           'clip_loss', 'text_embeddings', 'image_embeddings', 'same_colour_batches']
+           'quick_gelu', 'text_encoder_by_hand', 'input_vectors', 'encode_vectors', 'pooled_output', 'tiny_clip_config',
+           'contrastive_loss', 'gather_all', 'clip_loss', 'text_embeddings', 'image_embeddings', 'same_colour_batches',
+           'with_learned_word']
 
 # %% ../nbs/06_clip.ipynb #f2890b1d
 BOS, EOS = '<|startoftext|>', '<|endoftext|>'
@@ -106,11 +107,18 @@ def text_encoder_by_hand(text_model, input_ids: torch.Tensor) -> torch.Tensor:
     """The `last_hidden_state` of a `CLIPTextModel`, computed from its weights.
 
     Embeddings, causal transformer layers, final layer norm."""
-    act = {'quick_gelu': quick_gelu, 'gelu': F.gelu}[text_model.config.hidden_act]
+    return encode_vectors(text_model, input_vectors(text_model, input_ids))
+
+def input_vectors(text_model, input_ids: torch.Tensor) -> torch.Tensor:
+    "What the transformer reads: each token's row of the embedding table plus its position's row."
     emb = text_model.embeddings
-    x = (emb.token_embedding(input_ids)
-         + emb.position_embedding(torch.arange(input_ids.shape[1], device=input_ids.device)))
-    mask = causal_mask(input_ids.shape[1], x.device)
+    return emb.token_embedding(input_ids) + emb.position_embedding(torch.arange(input_ids.shape[1],
+                                                                                device=input_ids.device))
+
+def encode_vectors(text_model, x: torch.Tensor) -> torch.Tensor:
+    "The causal transformer layers and the final layer norm, on input vectors `x`: the text states."
+    act = {'quick_gelu': quick_gelu, 'gelu': F.gelu}[text_model.config.hidden_act]
+    mask = causal_mask(x.shape[1], x.device)
     for layer in text_model.encoder.layers:
         x = x + self_attention(layer.self_attn, layer.layer_norm1(x), mask)
         x = x + layer.mlp.fc2(act(layer.mlp.fc1(layer.layer_norm2(x))))
@@ -208,3 +216,16 @@ def same_colour_batches(labels: dict, groups: int, seed: int = 0):
                 if b := buckets.get(digit * 64 + int(pair)): idx.append(b[rng.integers(len(b))])
         return torch.tensor(idx)
     return pick
+
+# %% ../nbs/06_clip.ipynb #f75acd8f
+def with_learned_word(tokenizer, table: torch.Tensor, prompt: str, word: str, vectors: torch.Tensor) -> torch.Tensor:
+    """The token rows (1, length, width) of `prompt` with `word` written as the learned `vectors` (k, width), padded
+    as the tokenizer pads: what a textual inversion does, by hand. Add the position rows and encode."""
+    if prompt.count(word) != 1: raise ValueError(f"the prompt must use {word!r} once, got {prompt!r}")
+    before, after = prompt.split(word)
+    piece = lambda text: tokenizer(text, add_special_tokens=False).input_ids
+    rows = torch.cat([table[[tokenizer.bos_token_id] + piece(before)], vectors.to(table),
+                      table[piece(after) + [tokenizer.eos_token_id]]])
+    room = tokenizer.model_max_length
+    if len(rows) > room: raise ValueError(f"the prompt takes {len(rows)} tokens; this tokenizer reads {room}")
+    return torch.cat([rows, table[tokenizer.pad_token_id].expand(room - len(rows), -1)])[None]

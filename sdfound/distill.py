@@ -13,24 +13,16 @@ import numpy as np
 import torch
 from .core import seed_everything, write_atomic, read_json
 from .pipelines import guide, encode_images
+from .sampling import per_sample, predicted_x0
 from .schedulers import add_noise, boundary_scalings
 from .train import fit, batch_sampler
 
 # %% auto #0
-__all__ = ['LCM_LORA_TARGETS', 'DISTILL_PARTS', 'per_sample', 'predicted_x0', 'consistency_fn', 'solver_grid', 'teacher_step',
-           'teacher_path', 'pseudo_huber', 'consistency_loss', 'DistillRecipe', 'quick_distill_recipe', 'distill_data',
-           'distill_batches', 'path_end_probe', 'latent_shape', 'train_distill', 'distill_pipeline', 'distill_adapter']
+__all__ = ['LCM_LORA_TARGETS', 'DISTILL_PARTS', 'consistency_fn', 'solver_grid', 'teacher_step', 'teacher_path', 'pseudo_huber',
+           'consistency_loss', 'DistillRecipe', 'quick_distill_recipe', 'distill_data', 'distill_batches',
+           'path_end_probe', 'latent_shape', 'train_distill', 'distill_pipeline', 'distill_adapter']
 
 # %% ../nbs/08b_distill.ipynb #67f295cc
-def per_sample(v: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    "One number per latent of `x`, shaped to multiply it."
-    return v.to(x).view(-1, *[1] * (x.ndim - 1))
-
-def predicted_x0(eps: torch.Tensor, x: torch.Tensor, t: torch.Tensor, alphas_cumprod: torch.Tensor) -> torch.Tensor:
-    "x̂_0 = (x_t − √(1−ᾱ_t)·ε̂)/√ᾱ_t: the picture the noise prediction `eps` implies (DDIM's eq. 12)."
-    ᾱ = per_sample(alphas_cumprod[t.cpu()], x)
-    return (x - (1 - ᾱ) ** 0.5 * eps) / ᾱ ** 0.5
-
 def consistency_fn(unet, x: torch.Tensor, t: torch.Tensor, text: torch.Tensor,
                    alphas_cumprod: torch.Tensor) -> torch.Tensor:
     "The student's answer to 'where does the path through `x` at `t` end?': c_skip·x + c_out·x̂_0."

@@ -7,6 +7,8 @@ Docs: https://github.com/sdfound/sdfound/sampling.html.md"""
 # %% ../nbs/08_sampling.ipynb #dd4d5c5b
 from __future__ import annotations
 import inspect
+from dataclasses import dataclass
+from typing import Callable
 import torch
 from PIL import Image
 from .core import pil_to_tensor, check_number
@@ -14,8 +16,9 @@ from .schedulers import Euler, randn
 
 # %% auto #0
 __all__ = ['parts', 'encode_text', 'guided_noise', 'step_kwargs', 'denoise', 'decode', 'latent_size', 'generate_by_hand',
-           'img2img_by_hand', 'sgd', 'momentum', 'adam', 'descend', 'sample_with_optimiser', 'sample_momentum',
-           'sample_adam']
+           'img2img_by_hand', 'per_sample', 'predicted_x0', 'LossGuidance', 'loss_gradient', 'check_loss_guidance',
+           'loss_step', 'border_colour_loss', 'sgd', 'momentum', 'adam', 'descend', 'sample_with_optimiser',
+           'sample_momentum', 'sample_adam']
 
 # %% ../nbs/08_sampling.ipynb #b164673d
 def parts(pipe) -> dict:
@@ -45,11 +48,15 @@ def step_kwargs(scheduler, generator=None, eta: float = 0.0) -> dict:
     return {k: v for k, v in dict(generator=generator, eta=eta).items() if k in accepted}
 
 @torch.no_grad()
-def denoise(latents, timesteps, text, unet, scheduler, guidance_scale: float = 7.5, generator=None, eta: float = 0.0):
-    "The sampling loop: for each time step, predict the guided noise and let the scheduler step (once)."
+def denoise(latents, timesteps, text, unet, scheduler, guidance_scale: float = 7.5, generator=None, eta: float = 0.0,
+            loss: LossGuidance | None = None, vae=None):
+    """The sampling loop: for each time step, predict the guided noise and let the scheduler step (once); with a
+    `loss`, move the latents down its gradient first (see "Guidance by a loss" below)."""
     kw = step_kwargs(scheduler, generator, eta)
-    for t in timesteps:
+    for i, t in enumerate(timesteps):
         ε̂ = guided_noise(unet, scheduler.scale_model_input(latents, t), t, text, guidance_scale)
+        if loss is not None and loss.scale and i % loss.every == 0:
+            latents = loss_step(latents, ε̂, t, vae, scheduler.alphas_cumprod, loss)
         latents = scheduler.step(ε̂, t, latents, **kw).prev_sample
     return latents
 
@@ -81,16 +88,18 @@ def latent_size(unet, vae, height=None, width=None) -> tuple[int, int]:
 @torch.no_grad()
 def generate_by_hand(prompt: str, tokenizer, text_encoder, unet, vae, scheduler, negative_prompt: str | None = None,
                      guidance_scale: float = 7.5, num_inference_steps: int = 30, generator=None, height=None,
-                     width=None, eta: float = 0.0, output_type: str = 'pil'):
-    "Stable Diffusion's text-to-image loop, written out: the same numbers as `StableDiffusionPipeline`."
+                     width=None, eta: float = 0.0, output_type: str = 'pil', loss: LossGuidance | None = None):
+    """Stable Diffusion's text-to-image loop, written out: the same numbers as `StableDiffusionPipeline`; `loss`
+    steers it further (guidance by a loss)."""
     check_number('num_inference_steps', num_inference_steps, 1, integer=True)
     check_number('guidance_scale', guidance_scale)
+    if loss is not None: check_loss_guidance(loss, scheduler)
     text = torch.cat([encode_text(tokenizer, text_encoder, negative_prompt or ''),
                       encode_text(tokenizer, text_encoder, prompt)])
     scheduler.set_timesteps(num_inference_steps, device=unet.device)
     h, w = latent_size(unet, vae, height, width)
     latents = randn((1, unet.config.in_channels, h, w), generator, unet.device, text.dtype) * scheduler.init_noise_sigma
-    latents = denoise(latents, scheduler.timesteps, text, unet, scheduler, guidance_scale, generator, eta)
+    latents = denoise(latents, scheduler.timesteps, text, unet, scheduler, guidance_scale, generator, eta, loss, vae)
     return decode(vae, latents, output_type)
 
 # %% ../nbs/08_sampling.ipynb #81eb60b7
@@ -119,6 +128,64 @@ def img2img_by_hand(image, prompt: str, tokenizer, text_encoder, unet, vae, sche
     latents = scheduler.add_noise(latents, noise, timesteps[:1])
     latents = denoise(latents, timesteps, text, unet, scheduler, guidance_scale, generator, eta)
     return decode(vae, latents, output_type)
+
+# %% ../nbs/08_sampling.ipynb #93e1ca58
+def per_sample(v: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    "One number per latent of `x` (or one for all), shaped to multiply it."
+    return v.to(x).view(-1, *[1] * (x.ndim - 1))
+
+def predicted_x0(eps: torch.Tensor, x: torch.Tensor, t, alphas_cumprod: torch.Tensor) -> torch.Tensor:
+    "x̂_0 = (x_t − √(1−ᾱ_t)·ε̂)/√ᾱ_t: the picture the noise prediction `eps` implies (DDIM's eq. 12); `t` one or each."
+    ᾱ = per_sample(alphas_cumprod[torch.as_tensor(t).cpu()], x)
+    return (x - (1 - ᾱ) ** 0.5 * eps) / ᾱ ** 0.5
+
+# %% ../nbs/08_sampling.ipynb #3f5b5041
+@dataclass
+class LossGuidance:
+    "Steer sampling with `loss_fn(pictures in [0, 1]) → scalar`: every `every` steps, `scale` times down its gradient."
+    loss_fn: Callable
+    scale: float
+    every: int = 1
+
+def loss_gradient(latents: torch.Tensor, eps: torch.Tensor, t, vae, alphas_cumprod: torch.Tensor, loss_fn):
+    "The loss of the picture x̂_0 decodes to, and its gradient with respect to the latents (ε̂ held fixed)."
+    x = latents.detach().requires_grad_(True)
+    with torch.enable_grad():
+        x0 = predicted_x0(eps.detach(), x, t, alphas_cumprod)
+        pictures = vae.decode(x0.to(vae.dtype) / vae.config.scaling_factor).sample
+        pictures = pictures.to(torch.promote_types(pictures.dtype, torch.float32)) / 2 + 0.5  # a half VAE: float loss
+        loss = loss_fn(pictures)
+        grad, = torch.autograd.grad(loss, x)
+    return loss.detach(), grad
+
+def check_loss_guidance(loss, scheduler) -> None:
+    "A `ValueError` unless `loss` is a `LossGuidance` that this `scheduler`'s latents (x_t, not σ-scaled) can take."
+    if not isinstance(loss, LossGuidance): raise ValueError(f"loss must be a LossGuidance, got {type(loss).__name__}")
+    if not callable(loss.loss_fn): raise ValueError("loss.loss_fn must be a function of the pictures")
+    check_number('loss.scale', loss.scale)
+    check_number('loss.every', loss.every, 1, integer=True)
+    if getattr(scheduler, 'init_noise_sigma', 1.0) != 1.0 or not hasattr(scheduler, 'alphas_cumprod'):
+        raise ValueError(f"guidance by a loss needs latents in x_t units (DDIM, DDPM, PNDM); "
+                         f"{type(scheduler).__name__} scales them by σ")
+
+def loss_step(latents: torch.Tensor, eps: torch.Tensor, t, vae, alphas_cumprod: torch.Tensor,
+              guidance: LossGuidance) -> torch.Tensor:
+    "The latents moved down the loss's gradient by `scale`·(1 − ᾱ_t): far while they are noisy, hardly at the end."
+    # (1 − ᾱ_t) is the Deep Dive's σ² step written for these latents, which are √ᾱ_t times its σ-unit ones
+    _, grad = loss_gradient(latents, eps, t, vae, alphas_cumprod, guidance.loss_fn)
+    return latents - guidance.scale * (1 - alphas_cumprod[int(t)]).to(latents) * grad
+
+# %% ../nbs/08_sampling.ipynb #2475975f
+def border_colour_loss(colour: str):
+    "A loss on pictures: the mean squared distance of their outer eighth (where the background shows) from `colour`."
+    from sdfound.data import colour_rgb
+    target = torch.tensor(colour_rgb(colour), dtype=torch.float32) / 255
+    def loss(pictures: torch.Tensor) -> torch.Tensor:
+        h, w = pictures.shape[-2:]
+        border = torch.ones(h, w, dtype=torch.bool, device=pictures.device)
+        border[h // 8:-(h // 8), w // 8:-(w // 8)] = False
+        return ((pictures[..., border] - target.to(pictures)[:, None]) ** 2).mean()
+    return loss
 
 # %% ../nbs/08_sampling.ipynb #147e0b2c
 def sgd():

@@ -82,3 +82,35 @@ def test_shipped_clip_reads_the_foreground_colour_zero_shot(shipped):
         options = [c for c in COLOURS if c != s.bg]
         right += options[int((text_embeddings(clip, tok, [f'a {c} {s.digit} on a {s.bg} background' for c in options]) @ pics[i]).argmax())] == s.fg
     assert right / 50 >= 0.8  # chance: 1/7
+
+# --- text embeddings edited by hand (lesson 06)
+@pytest.fixture(scope='module')
+def tiny_pipe():
+    from sdfound.pipelines import load_pipeline
+    return load_pipeline('tiny')
+
+def test_text_states_built_from_the_two_tables_are_the_pipelines(tiny_pipe):
+    from sdfound.clip import encode_vectors, tokenize
+    from sdfound.sampling import encode_text
+    te = tiny_pipe.text_encoder
+    table, positions = te.embeddings.token_embedding.weight, te.embeddings.position_embedding.weight
+    for prompt in ['a red 7 on a blue background', 'the digit two in white', '']:
+        ids = tokenize(tiny_pipe.tokenizer, [prompt])
+        with torch.no_grad(): ours = encode_vectors(te, table[ids] + positions[:ids.shape[1]])
+        torch.testing.assert_close(ours, encode_text(tiny_pipe.tokenizer, te, prompt), rtol=1e-5, atol=1e-5)
+
+def test_a_learned_word_written_in_by_hand_is_what_load_textual_inversion_gives():
+    from safetensors.torch import load_file
+    from sdfound.clip import encode_vectors, with_learned_word
+    from sdfound.concepts import concepts_dir
+    from sdfound.pipelines import load_pipeline
+    pipe = load_pipeline('tiny')
+    te, path = pipe.text_encoder, concepts_dir() / 'halloween' / 'learned_embeds.safetensors'
+    (word, vectors), = load_file(path).items()
+    table, positions = te.embeddings.token_embedding.weight.detach().clone(), te.embeddings.position_embedding.weight
+    prompts = [f'a 3 in {word} colours', f'{word} 8', f'a green 2 on a red background, {word}']
+    with torch.no_grad(): ours = [encode_vectors(te, with_learned_word(pipe.tokenizer, table, p, word, vectors) + positions) for p in prompts]
+    pipe.load_textual_inversion(path)
+    for p, mine in zip(prompts, ours):
+        torch.testing.assert_close(mine, pipe.encode_prompt(p, pipe.device, 1, False)[0], rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match='once'): with_learned_word(pipe.tokenizer, table, 'a 3', word, vectors)

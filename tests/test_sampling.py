@@ -154,3 +154,53 @@ def test_optimiser_updates():
     close(adam()(g, lr, 0), lr * torch.sign(g))                         # per element, Adam's first step is lr·sign(g)
     one = adam(per_element=False)(g, lr, 0)
     close(one, lr * g / (g ** 2).mean().sqrt())                         # one RMS keeps the gradient's shape
+
+# --- guidance by a loss
+def test_loss_gradient_equals_finite_differences(pipe):
+    from sdfound.sampling import loss_gradient, border_colour_loss
+    vae = pipe.vae.double()
+    try:
+        g = gen(0)
+        x, eps = torch.randn(1, 4, 8, 8, generator=g, dtype=torch.float64), torch.randn(1, 4, 8, 8, generator=g, dtype=torch.float64)
+        ac, t, loss_fn = pipe.scheduler.alphas_cumprod.double(), 501, border_colour_loss('green')
+        loss, grad = loss_gradient(x, eps, t, vae, ac, loss_fn)
+        f = lambda z: loss_gradient(z, eps, t, vae, ac, loss_fn)[0].item()
+        h = 1e-6
+        for idx in [(0, 0, 0, 0), (0, 1, 3, 4), (0, 3, 7, 2), (0, 2, 5, 5)]:
+            bump = torch.zeros_like(x); bump[idx] = h
+            assert (f(x + bump) - f(x - bump)) / (2 * h) == pytest.approx(grad[idx].item(), rel=1e-4, abs=1e-9)
+    finally: pipe.vae.float()
+
+def test_loss_guidance_at_scale_zero_is_the_unguided_loop_exactly(pipe):
+    from sdfound.sampling import LossGuidance, border_colour_loss
+    sd = parts(pipe); sd['scheduler'] = d.DDIMScheduler.from_config(SD15)
+    plain = generate_by_hand(PROMPT, **sd, num_inference_steps=6, generator=gen(3), output_type='latent')
+    zero = generate_by_hand(PROMPT, **sd, num_inference_steps=6, generator=gen(3), output_type='latent',
+                            loss=LossGuidance(border_colour_loss('green'), 0.0))
+    moved = generate_by_hand(PROMPT, **sd, num_inference_steps=6, generator=gen(3), output_type='latent',
+                             loss=LossGuidance(border_colour_loss('green'), 30.0))
+    assert torch.equal(plain, zero) and not torch.equal(plain, moved)
+
+def test_loss_guidance_refuses_what_it_cannot_take(pipe):
+    from sdfound.sampling import LossGuidance, border_colour_loss
+    sd, good = parts(pipe), LossGuidance(border_colour_loss('green'), 1.0)
+    for loss, scheduler, msg in [(good, d.EulerDiscreteScheduler.from_config(SD15), 'x_t units'),
+                                 ((lambda x: x.mean()), d.DDIMScheduler.from_config(SD15), 'must be a LossGuidance'),
+                                 (LossGuidance(good.loss_fn, float('nan')), d.DDIMScheduler.from_config(SD15), 'loss.scale'),
+                                 (LossGuidance(good.loss_fn, 1.0, every=0), d.DDIMScheduler.from_config(SD15), 'loss.every')]:
+        with pytest.raises(ValueError, match=msg):
+            generate_by_hand(PROMPT, **{**sd, 'scheduler': scheduler}, num_inference_steps=2, generator=gen(0), loss=loss)
+
+def test_a_green_loss_makes_the_evaluator_read_green_backgrounds_more_often():
+    from sdfound.data import COLOURS
+    from sdfound.evaluator import classify, load_classifier
+    from sdfound.pipelines import load_pipeline
+    from sdfound.sampling import LossGuidance, border_colour_loss
+    tiny = load_pipeline('tiny'); sd = parts(tiny); sd['scheduler'] = d.DDIMScheduler.from_config(tiny.scheduler.config)
+    prompts = [f'the digit {w} in {c}' for w, c in zip(['two', 'five', 'seven', 'eight', 'zero', 'three'],
+                                                      ['red', 'white', 'yellow', 'blue', 'orange', 'purple'])]
+    def green_share(scale):
+        x = torch.cat([generate_by_hand(p, **sd, num_inference_steps=20, generator=gen(i), output_type='pt',
+                                        loss=LossGuidance(border_colour_loss('green'), scale, every=2)) for i, p in enumerate(prompts)])
+        return (classify(load_classifier(), x * 2 - 1)['bg'] == COLOURS.index('green')).float().mean().item()
+    assert green_share(50.0) >= green_share(0.0) + 0.3
