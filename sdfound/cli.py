@@ -149,7 +149,8 @@ def _generate_parser(sub) -> None:
     g.add_argument('--steps', type=int, default=d['steps'], help="denoising steps, 1 to the model's schedule "
                    f"length, 1000 (default {DEFAULT_STEPS}; {FAST_STEPS} with --fast)")
     g.add_argument('--fast', action='store_true', help=f'draw in {FAST_STEPS} steps with the few-step adapter '
-                   '(LCM-LoRA; tiny and sd15): on tiny the drawing takes a tenth of 30 steps\' time; guidance is distilled in, '
+                   '(LCM-LoRA; tiny and sd15): on tiny the drawing takes a tenth of 30 steps\' time; '
+                   'guidance is distilled in, '
                    'so no --negative or --guidance')
     g.add_argument('--seed', type=int, default=d['seed'],
                    help=f"random seed, 0–2**64-1 (default {d['seed']}): same seed, same picture")
