@@ -22,7 +22,7 @@ from .data import DigitScenes, Scene, render_scene
 # %% auto #0
 __all__ = ['CONCEPTS', 'HIT_COLOURS', 'Concept', 'concept_scenes', 'render_scenes', 'concept_pictures', 'ink', 'ConceptJudge',
            'through_vae', 'judge_data', 'train_concept_judge', 'judge_says', 'judge_accuracy', 'concepts_dir',
-           'save_concept_judge', 'load_concept_judge', 'hit_prompts', 'hit_rate']
+           'save_concept_judge', 'load_concept_judge', 'hit_prompts', 'hit_rate', 'hollowness', 'same_captions']
 
 # %% ../nbs/03a_concepts.ipynb #9a31a106
 @dataclass(frozen=True)
@@ -172,3 +172,25 @@ def hit_rate(pipe, judge: ConceptJudge, prompts: list[str], seed: int = 0, steps
     try: x = generate_tensors(pipe, prompts, guidance=guidance, steps=steps, seed=seed, batch_size=100)
     finally: pipe.scheduler = sched
     return judge_says(judge, x).float().mean().item()
+
+# %% ../nbs/03a_concepts.ipynb #909f7392
+def hollowness(x: torch.Tensor, threshold: float = 0.35) -> torch.Tensor:
+    """For each picture in [-1, 1], the share of its glyph's area (inside the outer contour) that is background:
+    high for an outline, low for a filled digit (only its counters, as in 0, 6 and 8)."""
+    solid = (ink(x.float()) > threshold).float()
+    free, outside = 1 - solid, torch.zeros_like(solid)
+    outside[..., 0, :] = outside[..., -1, :] = outside[..., :, 0] = outside[..., :, -1] = 1
+    outside = outside * free
+    while True:  # flood fill from the border, one pixel a round, never through ink
+        grown = F.max_pool2d(outside, 3, 1, 1) * free
+        if torch.equal(grown, outside): break
+        outside = grown
+    inside = free - outside
+    return (inside.sum((1, 2, 3)) / (inside + solid).sum((1, 2, 3)).clamp(min=1)).cpu()
+
+def same_captions(scenes: list[Scene], seed: int, fonts=None) -> list[Scene]:
+    "`scenes`' digits and colours (so their captions), with font, size, slant and place drawn afresh from `seed`."
+    from sdfound.data import TRAIN_FONTS
+    ds = DigitScenes(len(scenes), seed=seed, fonts=fonts or TRAIN_FONTS)
+    return [dataclasses.replace(ds.scene(i), digit=s.digit, fg=s.fg, bg=s.bg, style=s.style)
+            for i, s in enumerate(scenes)]

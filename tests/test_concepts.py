@@ -3,7 +3,8 @@ outline Dreambooth LoRA on its learned `<outline>` word, loaded by plain diffuse
 prompt asks for it."""
 import numpy as np, pytest, torch
 from sdfound.concepts import (CONCEPTS, Concept, concept_scenes, render_scenes, ink, ConceptJudge, judge_says, judge_accuracy,
-                              load_concept_judge, concepts_dir, hit_prompts, hit_rate, through_vae)
+                              load_concept_judge, concepts_dir, hit_prompts, hit_rate, through_vae,
+                              hollowness, same_captions)
 from sdfound.core import pil_to_tensor
 from sdfound.data import Scene, digit_mask
 from sdfound.pipelines import load_pipeline
@@ -31,6 +32,23 @@ def test_ink_is_the_shape_whatever_the_colours():
     a, b = (ink(pil_to_tensor([render_scenes([x])[0]]))[0, 0] for x in (s, Scene(3, 'black', 'white', rotation=10)))
     mask = torch.from_numpy(digit_mask(s))
     for m in (a, b): assert np.corrcoef(m.flatten(), mask.flatten())[0, 1] > 0.95
+
+def test_hollowness_tells_outlines_from_filled_digits():
+    import dataclasses
+    scenes = concept_scenes(CONCEPTS['outline'], 60, seed=4, share=0)
+    x = {st: pil_to_tensor(render_scenes([dataclasses.replace(s, style=st) for s in scenes])) for st in ('outline', 'filled')}
+    h = {st: hollowness(v) for st, v in x.items()}
+    assert h['outline'].shape == (60,) and h['outline'].mean() > 0.3 > 0.1 > h['filled'].mean()
+    assert (h['outline'] > h['filled']).float().mean() > 0.9  # picture by picture, not only on average
+    ring = torch.full((1, 3, 32, 32), -1.0)
+    ring[..., 8:24, 8:24] = 1; ring[..., 10:22, 10:22] = -1  # a square ring 2 pixels thick: 144 of 256 inside
+    assert abs(hollowness(ring).item() - 144 / 256) < 1e-6 and hollowness(torch.full((1, 3, 32, 32), -1.0)).item() == 0
+
+def test_same_captions_keep_digit_and_colours_and_draw_the_rest_afresh():
+    scenes = concept_scenes(CONCEPTS['outline'], 50, seed=5)
+    fresh = same_captions(scenes, seed=6)
+    assert [(s.digit, s.fg, s.bg, s.style) for s in fresh] == [(s.digit, s.fg, s.bg, s.style) for s in scenes]
+    assert np.mean([(f.font, f.size, f.dx) != (s.font, s.size, s.dx) for f, s in zip(fresh, scenes)]) > 0.9
 
 def test_judge_reads_a_batch_of_pictures():
     j = ConceptJudge(width=4).eval()
