@@ -6,18 +6,19 @@ Docs: https://github.com/sdfound/sdfound/clip.html.md"""
 
 # %% ../nbs/06_clip.ipynb #50d3522b
 from __future__ import annotations
-import functools, json, tempfile
+import functools, json, math, tempfile
 from pathlib import Path
 import numpy as np
 import torch
+from torch import nn
 import torch.nn.functional as F
 from transformers import CLIPConfig, CLIPModel, CLIPTextConfig, CLIPTokenizer, CLIPVisionConfig
 
 # %% auto #0
 __all__ = ['BOS', 'EOS', 'train_tokenizer', 'tokenize', 'bytes_to_unicode', 'sd_tokenizer', 'causal_mask', 'self_attention',
            'quick_gelu', 'text_encoder_by_hand', 'input_vectors', 'encode_vectors', 'pooled_output', 'tiny_clip_config',
-           'contrastive_loss', 'gather_all', 'clip_loss', 'text_embeddings', 'image_embeddings', 'same_colour_batches',
-           'with_learned_word']
+           'contrastive_loss', 'gather_all', 'clip_loss', 'text_embeddings', 'image_embeddings', 'zero_shot_quiz',
+           'same_colour_batches', 'InkClip', 'load_ink_clip', 'with_learned_word']
 
 # %% ../nbs/06_clip.ipynb #f2890b1d
 BOS, EOS = '<|startoftext|>', '<|endoftext|>'
@@ -201,6 +202,23 @@ def image_embeddings(model: CLIPModel, pixel_values: torch.Tensor) -> torch.Tens
     i = model.get_image_features(pixel_values=pixel_values.to(model.device, model.dtype))
     return F.normalize(getattr(i, 'pooler_output', i), dim=-1)
 
+# %% ../nbs/06_clip.ipynb #c1faf16e
+@torch.no_grad()
+def zero_shot_quiz(model, tokenizer: CLIPTokenizer, quiz) -> dict:
+    """Share of the pictures of `quiz` (a `DigitScenes`) whose digit, and whose foreground colour, `model` picks out of
+    captions that change only that and keep the rest true."""
+    from sdfound.data import COLOURS
+    pics = image_embeddings(model, torch.stack([quiz[i]['image'] for i in range(len(quiz))]))
+    right = dict(digit=0, colour=0)
+    for i in range(len(quiz)):
+        s, colours = quiz.scene(i), [c for c in COLOURS if c != quiz.scene(i).bg]
+        options = dict(digit=[f'a {s.fg} {d} on a {s.bg} background' for d in range(10)],
+                       colour=[f'a {c} {s.digit} on a {s.bg} background' for c in colours])
+        truth = dict(digit=s.digit, colour=colours.index(s.fg))
+        for k, caps in options.items():
+            right[k] += int((text_embeddings(model, tokenizer, caps) @ pics[i]).argmax() == truth[k])
+    return {k: v / len(quiz) for k, v in right.items()}
+
 # %% ../nbs/06_clip.ipynb #d6e139c3
 def same_colour_batches(labels: dict, groups: int, seed: int = 0):
     "`step → indices`: `groups` random (foreground, background) colour pairs, each with one picture of every digit."
@@ -216,6 +234,50 @@ def same_colour_batches(labels: dict, groups: int, seed: int = 0):
                 if b := buckets.get(digit * 64 + int(pair)): idx.append(b[rng.integers(len(b))])
         return torch.tensor(idx)
     return pick
+
+# %% ../nbs/06_clip.ipynb #c129568a
+class InkClip(nn.Module):
+    """A CLIP small enough to ship in a lesson: a one-layer text transformer whose caption vector is the mean of its
+    token states, and a CNN image encoder that sees each picture with its ink (`concepts.ink`: the shape, no colours)."""
+    def __init__(self, vocab_size: int, max_length: int = 32, width: int = 48, image_width: int = 12,
+                 bos_token_id: int = 0, eos_token_id: int = 1, pad_token_id: int = 1):
+        super().__init__()
+        from transformers import CLIPTextConfig, CLIPTextModel
+        self.config = dict(vocab_size=vocab_size, max_length=max_length, width=width, image_width=image_width,
+                           bos_token_id=bos_token_id, eos_token_id=eos_token_id, pad_token_id=pad_token_id)
+        self.text = CLIPTextModel(CLIPTextConfig(
+            vocab_size=vocab_size, hidden_size=width, intermediate_size=2 * width, num_hidden_layers=1,
+            num_attention_heads=4, max_position_embeddings=max_length, bos_token_id=bos_token_id,
+            eos_token_id=eos_token_id, pad_token_id=pad_token_id))
+        self.text_projection = nn.Linear(width, width, bias=False)
+        conv = lambda i, o, s: nn.Sequential(nn.Conv2d(i, o, 3, s, 1, bias=False), nn.BatchNorm2d(o), nn.ReLU())
+        w = image_width  # 64 → 32 → 16 → 8 pixels, as the evaluator's CNN
+        self.image = nn.Sequential(conv(4, w, 2), conv(w, 2 * w, 1), conv(2 * w, 2 * w, 2), conv(2 * w, 4 * w, 1),
+                                   conv(4 * w, 4 * w, 2), conv(4 * w, 4 * w, 1), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                                   nn.Linear(4 * w, width))
+        self.logit_scale = nn.Parameter(torch.tensor(math.log(1 / 0.07)))  # CLIP's starting temperature
+
+    def get_text_features(self, input_ids: torch.Tensor) -> torch.Tensor:
+        "Caption vectors: the mean of the token states up to and with the first end-of-text token, projected."
+        h = self.text(input_ids=input_ids).last_hidden_state
+        eos = (input_ids == self.config['eos_token_id']).long()
+        keep = ((eos.cumsum(1) - eos) == 0).to(h.dtype)[..., None]  # every token before the first end-of-text, and it
+        return self.text_projection((h * keep).sum(1) / keep.sum(1))
+
+    def get_image_features(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        "Picture vectors, from pictures in [-1, 1] and their ink."
+        from sdfound.concepts import ink
+        return self.image(torch.cat([pixel_values, ink(pixel_values) * 2 - 1], 1))
+
+    @property
+    def device(self) -> torch.device: return self.logit_scale.device
+    @property
+    def dtype(self) -> torch.dtype: return self.logit_scale.dtype
+
+def load_ink_clip(path=None) -> InkClip:
+    "The `InkClip` that ships with sdfound (or one saved with `save_weights` in folder `path`), float32, eval mode."
+    from sdfound.core import models_dir, load_weights
+    return load_weights(InkClip, path or models_dir() / 'ink-clip', 'InkClip')
 
 # %% ../nbs/06_clip.ipynb #f75acd8f
 def with_learned_word(tokenizer, table: torch.Tensor, prompt: str, word: str, vectors: torch.Tensor) -> torch.Tensor:

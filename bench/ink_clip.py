@@ -1,0 +1,67 @@
+"""Train the `InkClip` that lesson 06 loads: hard-negative (same-colour) batches, the lesson's zero-shot quiz every
+`--every` steps. Prints the quiz as it goes and a table at the end; `--ship` saves it into sdfound/models/ink-clip.
+
+    python bench/ink_clip.py --ship                        # the shipped one: 2,000 steps of 100 pictures
+    python bench/ink_clip.py --batches random --write ''   # the same model on random batches
+"""
+import argparse, json, time
+from pathlib import Path
+import torch
+from transformers import CLIPTokenizer
+from sdfound.clip import InkClip, clip_loss, same_colour_batches, tokenize, zero_shot_quiz
+from sdfound.core import quiet_libraries, models_dir, save_weights, seed_everything
+from sdfound.data import DigitScenes, COLOURS
+from sdfound.train import fit, batch_sampler
+
+def pool(n: int, seed: int = 13):
+    "`n` pictures of every font, their token ids and their labels (digit, fg, bg) for the batch sampler."
+    ds = DigitScenes(n, seed=seed)
+    items, scenes = [ds[i] for i in range(n)], [ds.scene(i) for i in range(n)]
+    labels = dict(digit=torch.tensor([s.digit for s in scenes]), fg=torch.tensor([COLOURS.index(s.fg) for s in scenes]),
+                  bg=torch.tensor([COLOURS.index(s.bg) for s in scenes]))
+    return torch.stack([it['image'] for it in items]), [it['caption'] for it in items], labels
+
+def main(a):
+    quiet_libraries()
+    t0 = time.time()
+    tok = CLIPTokenizer.from_pretrained(models_dir() / 'tiny-clip')
+    pixels, captions, labels = pool(a.pictures)
+    ids = tokenize(tok, captions)
+    pick = (same_colour_batches(labels, a.groups, seed=0) if a.batches == 'same-colour'
+            else batch_sampler(len(ids), 10 * a.groups, seed=0))
+    seed_everything(0)
+    model = InkClip(len(tok), tok.model_max_length, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
+                    pad_token_id=tok.pad_token_id)
+    quiz, rows = DigitScenes(200, seed=12), []
+    def probe(step, m=None):
+        if step % a.every: return
+        model.eval()
+        rows.append(dict(step=step, **zero_shot_quiz(model, tok, quiz), minutes=round((time.time() - t0) / 60, 1)))
+        model.train()
+        print(rows[-1], flush=True)
+    def get(step):
+        i = pick(step)
+        return dict(input_ids=ids[i], pixel_values=pixels[i])
+    losses = fit(model, clip_loss, get, a.steps, lr=a.lr, warmup=20, progress=False, before_step=probe)
+    rows.append(dict(step=a.steps, **zero_shot_quiz(model.eval(), tok, quiz), minutes=round((time.time() - t0) / 60, 1)))
+    table = '\n'.join(['| step | digit | colour | minutes |', '|---:|---:|---:|---:|'] +
+                      [f"| {r['step']} | {r['digit']:.1%} | {r['colour']:.1%} | {r['minutes']} |" for r in rows])
+    params = sum(p.numel() for p in model.parameters())
+    print(table, f"\n{params:,} weights; final loss {sum(losses[-20:]) / 20:.3f}; torch threads {torch.get_num_threads()}")
+    if a.ship: save_weights(model, models_dir() / 'ink-clip')
+    if a.write:
+        Path(a.write).write_text(f"## `python bench/ink_clip.py --batches {a.batches}{' --ship' if a.ship else ''}`\n\n"
+                                 f"{params:,} weights, {a.steps} steps of {10 * a.groups} pictures ({a.batches}), lr {a.lr}, "
+                                 f"torch threads {torch.get_num_threads()}; the lesson's quiz (`DigitScenes(200, seed=12)`):\n\n{table}\n")
+
+if __name__ == '__main__':
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument('--steps', type=int, default=2000)
+    p.add_argument('--groups', type=int, default=10, help='same-colour groups of 10 pictures per batch')
+    p.add_argument('--batches', choices=['same-colour', 'random'], default='same-colour')
+    p.add_argument('--pictures', type=int, default=6000)
+    p.add_argument('--lr', type=float, default=2e-3)
+    p.add_argument('--every', type=int, default=250)
+    p.add_argument('--ship', action='store_true', help='save the model into sdfound/models/ink-clip')
+    p.add_argument('--write', default='bench/results/ink_clip_run.md', help="markdown file ('' for none)")
+    main(p.parse_args())
