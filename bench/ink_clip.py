@@ -34,7 +34,7 @@ def main(a):
                     pad_token_id=tok.pad_token_id)
     quiz, rows = DigitScenes(200, seed=12), []
     def probe(step, m=None):
-        if step % a.every: return
+        if step % a.every and step != a.steps: return
         model.eval()
         rows.append(dict(step=step, **zero_shot_quiz(model, tok, quiz), minutes=round((time.time() - t0) / 60, 1)))
         model.train()
@@ -43,16 +43,19 @@ def main(a):
         i = pick(step)
         return dict(input_ids=ids[i], pixel_values=pixels[i])
     losses = fit(model, clip_loss, get, a.steps, lr=a.lr, warmup=20, progress=False, before_step=probe)
-    rows.append(dict(step=a.steps, **zero_shot_quiz(model.eval(), tok, quiz), minutes=round((time.time() - t0) / 60, 1)))
+    model.eval()
+    probe(a.steps)
     table = '\n'.join(['| step | digit | colour | minutes |', '|---:|---:|---:|---:|'] +
                       [f"| {r['step']} | {r['digit']:.1%} | {r['colour']:.1%} | {r['minutes']} |" for r in rows])
     params = sum(p.numel() for p in model.parameters())
-    print(table, f"\n{params:,} weights; final loss {sum(losses[-20:]) / 20:.3f}; torch threads {torch.get_num_threads()}")
+    threads = torch.get_num_threads()
+    print(table, f"\n{params:,} weights; final loss {sum(losses[-20:]) / 20:.3f}; torch threads {threads}")
     if a.ship: save_weights(model, models_dir() / 'ink-clip')
     if a.write:
-        Path(a.write).write_text(f"## `python bench/ink_clip.py --batches {a.batches}{' --ship' if a.ship else ''}`\n\n"
-                                 f"{params:,} weights, {a.steps} steps of {10 * a.groups} pictures ({a.batches}), lr {a.lr}, "
-                                 f"torch threads {torch.get_num_threads()}; the lesson's quiz (`DigitScenes(200, seed=12)`):\n\n{table}\n")
+        command = f"python bench/ink_clip.py --batches {a.batches}{' --ship' if a.ship else ''}"
+        Path(a.write).write_text(f"## `{command}`\n\n{params:,} weights, {a.steps} steps of {10 * a.groups} pictures "
+                                 f"({a.batches}), lr {a.lr}, torch threads {threads}; the lesson's quiz "
+                                 f"(`DigitScenes(200, seed=12)`):\n\n{table}\n")
 
 if __name__ == '__main__':
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -66,10 +66,12 @@ def main(a):
     t0, clf, judge, scenes = time.time(), load_classifier(), load_concept_judge('outline'), asked_scenes()
     vae = model('').vae
     ref = real_pictures(scenes, 600, vae=vae)
-    rows = [dict(name='real outlines through the VAE (the floor)', **scores(real_pictures(scenes, 700, vae=vae), scenes, ref, clf, judge)),
-            dict(name='real outlines as rendered', **scores(real_pictures(scenes, 701), scenes, ref, clf, judge)),
-            dict(name='real filled digits through the VAE', **scores(real_pictures(scenes, 702, 'filled', vae), scenes, ref, clf, judge))]
-    models = [('tiny, no word', '', None), ('word alone', SHIPPED.split('+')[0] + '+', WORD), ('word + LoRA', SHIPPED, WORD)]
+    real = {'real outlines through the VAE (the floor)': real_pictures(scenes, 700, vae=vae),
+            'real outlines as rendered': real_pictures(scenes, 701),
+            'real filled digits through the VAE': real_pictures(scenes, 702, 'filled', vae)}
+    rows = [dict(name=name, **scores(x, scenes, ref, clf, judge)) for name, x in real.items()]
+    models = [('tiny, no word', '', None), ('word alone', SHIPPED.split('+')[0] + '+', WORD),
+              ('word + LoRA', SHIPPED, WORD)]
     models += [(n, s, WORD) for n, _, s in (x.partition('=') for x in a.add)]
     for g in a.guidance:
         for name, spec, word in models:
@@ -95,9 +97,11 @@ judge on the 100 `hit_prompts` without the word.
 
 def make_table(rows) -> str:
     pct = lambda v: '—' if v is None else f'{100 * v:.1f}%'
-    out = ['| pictures | FID to real outlines | hollowness | asked digit read | outline judge | leakage without the word |',
+    out = ['| pictures | FID to real outlines | hollowness | asked digit read | outline judge '
+           '| leakage without the word |',
            '|---|---:|---:|---:|---:|---:|']
-    out += [f"| {r['name']} | {r['fid']:.1f} | {r['hollow']:.3f} | {pct(r['digit'])} | {pct(r['judge'])} | {pct(r.get('leak'))} |"
+    out += [f"| {r['name']} | {r['fid']:.1f} | {r['hollow']:.3f} | {pct(r['digit'])} | {pct(r['judge'])} "
+            f"| {pct(r.get('leak'))} |"
             for r in rows]
     return '\n'.join(out)
 

@@ -238,7 +238,8 @@ def same_colour_batches(labels: dict, groups: int, seed: int = 0):
 # %% ../nbs/06_clip.ipynb #c129568a
 class InkClip(nn.Module):
     """A CLIP small enough to ship in a lesson: a one-layer text transformer whose caption vector is the mean of its
-    token states, and a CNN image encoder that sees each picture with its ink (`concepts.ink`: the shape, no colours)."""
+    token states, and a CNN image encoder that sees each picture with its ink (`concepts.ink`: the shape without
+    its colours)."""
     def __init__(self, vocab_size: int, max_length: int = 32, width: int = 48, image_width: int = 12,
                  bos_token_id: int = 0, eos_token_id: int = 1, pad_token_id: int = 1):
         super().__init__()

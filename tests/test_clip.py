@@ -58,11 +58,13 @@ def test_ink_clip_embeds_captions_and_pictures_and_trains_on_the_clip_loss():
     from sdfound.clip import InkClip
     m = InkClip(vocab_size=50, max_length=8, eos_token_id=2, pad_token_id=2, bos_token_id=1)
     ids = torch.tensor([[1, 5, 6, 2, 2, 2, 2, 2], [1, 7, 2, 2, 2, 2, 2, 2]])
-    assert m.get_text_features(ids).shape == (2, 48) and m.get_image_features(torch.zeros(2, 3, 64, 64)).shape == (2, 48)
+    assert m.get_text_features(ids).shape == (2, 48)
+    assert m.get_image_features(torch.zeros(2, 3, 64, 64)).shape == (2, 48)
     # the caption vector is the mean up to the first end-of-text: what the padding after it holds changes nothing
     padded = ids.clone(); padded[0, 5:] = 9
     assert torch.allclose(m.get_text_features(ids)[0], m.get_text_features(padded)[0], atol=1e-6)
-    opt, batch = torch.optim.Adam(m.parameters(), 1e-2), dict(input_ids=ids, pixel_values=torch.rand(2, 3, 64, 64) * 2 - 1)
+    opt = torch.optim.Adam(m.parameters(), 1e-2)
+    batch = dict(input_ids=ids, pixel_values=torch.rand(2, 3, 64, 64) * 2 - 1)
     first = clip_loss(m, batch).item()
     for _ in range(20):
         opt.zero_grad(); clip_loss(m, batch).backward(); opt.step()
@@ -72,5 +74,6 @@ def test_shipped_ink_clip_reads_the_digit_and_the_colour():
     # bench/ink_clip.py measured the lesson's quiz on 200 pictures; 100 other pictures here, with room for their noise
     from sdfound.clip import load_ink_clip, zero_shot_quiz
     from sdfound.core import models_dir
-    right = zero_shot_quiz(load_ink_clip(), CLIPTokenizer.from_pretrained(models_dir() / 'tiny-clip'), DigitScenes(100, seed=77))
+    tokenizer = CLIPTokenizer.from_pretrained(models_dir() / 'tiny-clip')
+    right = zero_shot_quiz(load_ink_clip(), tokenizer, DigitScenes(100, seed=77))
     assert right['digit'] >= 0.85 and right['colour'] >= 0.9, right

@@ -36,7 +36,8 @@ def test_ink_is_the_shape_whatever_the_colours():
 def test_hollowness_tells_outlines_from_filled_digits():
     import dataclasses
     scenes = concept_scenes(CONCEPTS['outline'], 60, seed=4, share=0)
-    x = {st: pil_to_tensor(render_scenes([dataclasses.replace(s, style=st) for s in scenes])) for st in ('outline', 'filled')}
+    x = {st: pil_to_tensor(render_scenes([dataclasses.replace(s, style=st) for s in scenes]))
+         for st in ('outline', 'filled')}
     h = {st: hollowness(v) for st, v in x.items()}
     assert h['outline'].shape == (60,) and h['outline'].mean() > 0.3 > 0.1 > h['filled'].mean()
     assert (h['outline'] > h['filled']).float().mean() > 0.9  # picture by picture, not only on average
