@@ -63,7 +63,9 @@ def test_dreambooth_lora_trains_the_same_on_two_processes(probes):
     one, two = one['dreambooth'], [t['dreambooth'] for t in two]
     assert len(one['lora']) > 0 and one['lora'].keys() == two[0]['lora'].keys()
     for k, w in one['lora'].items():
-        close(two[0]['lora'][k], w)
+        # Adam divides by the gradient's own size, so the summation order of two processes moves a small weight
+        # by ~1e-6: the gradients' tolerance
+        close(two[0]['lora'][k], w, atol=1e-5, rtol=1e-4)
         assert torch.equal(two[0]['lora'][k], two[1]['lora'][k])  # DDP keeps the processes' copies identical
     assert two[0]['loss'] == pytest.approx(one['loss'], abs=1e-5)
 
