@@ -10,22 +10,15 @@ import torch
 from transformers import CLIPTokenizer
 from sdfound.clip import InkClip, clip_loss, same_colour_batches, tokenize, zero_shot_quiz
 from sdfound.core import quiet_libraries, models_dir, save_weights, seed_everything
-from sdfound.data import DigitScenes, COLOURS
+from sdfound.data import DigitScenes, render_pictures, to_unit
 from sdfound.train import fit, batch_sampler
-
-def pool(n: int, seed: int = 13):
-    "`n` pictures of every font, their token ids and their labels (digit, fg, bg) for the batch sampler."
-    ds = DigitScenes(n, seed=seed)
-    items, scenes = [ds[i] for i in range(n)], [ds.scene(i) for i in range(n)]
-    labels = dict(digit=torch.tensor([s.digit for s in scenes]), fg=torch.tensor([COLOURS.index(s.fg) for s in scenes]),
-                  bg=torch.tensor([COLOURS.index(s.bg) for s in scenes]))
-    return torch.stack([it['image'] for it in items]), [it['caption'] for it in items], labels
 
 def main(a):
     quiet_libraries()
     t0 = time.time()
     tok = CLIPTokenizer.from_pretrained(models_dir() / 'tiny-clip')
-    pixels, captions, labels = pool(a.pictures)
+    images, captions, labels = render_pictures(DigitScenes(a.pictures, seed=13), progress=False)  # every font
+    pixels = to_unit(images)
     ids = tokenize(tok, captions)
     pick = (same_colour_batches(labels, a.groups, seed=0) if a.batches == 'same-colour'
             else batch_sampler(len(ids), 10 * a.groups, seed=0))
